@@ -1,0 +1,5 @@
+"""`python -m resnet_inspect` runs the command line."""
+
+from .cli import main
+
+main()

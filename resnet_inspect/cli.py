@@ -1,0 +1,178 @@
+"""The command line: one function per command, each parse -> library call -> render.
+
+Bad input (an InspectError from the library, or a click usage error) becomes one `Error: ...` line on
+stderr and exit status 2; exit status 1 is left to bugs.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import InspectError
+
+EPILOG_NAMES = "NAME is any variant name (see `resnet-inspect list`), optionally with @overrides: resnet101@os8."
+
+
+class IntList(click.ParamType):
+    """A comma-separated list of integers: `3,4,6,3`."""
+
+    name = "ints"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        """'3,4,6,3' -> (3, 4, 6, 3)."""
+        if isinstance(value, tuple):
+            return value
+        items = [v.strip() for v in str(value).split(",")]
+        if not all(item.isdigit() for item in items):
+            self.fail(f"{value!r} is not a comma-separated list of integers (e.g. 3,4,6,3)", param, ctx)
+        return tuple(int(item) for item in items)
+
+
+class OneLineErrors(click.Group):
+    """A group whose every bad-input path ends in one line on stderr and exit status 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        """Run the command; turn InspectError and click usage errors into one line, exit 2."""
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except InspectError as error:
+            _fail(str(error))
+        except click.UsageError as error:
+            where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+            _fail(error.format_message().replace("\n", " ") + where)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except OSError as error:
+            if error.errno != errno.EPIPE:  # output piped into `head`: stop quietly
+                raise
+            sys.stderr.close()
+            sys.exit(1)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The overrides every command that builds a variant accepts."""
+    options = [
+        click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3."),
+        click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
+        click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
+        click.option("--stem", type=click.Choice(["classic", "deep"]), help="7x7 conv, or three 3x3 convs."),
+        click.option("--stem-width", type=int, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
+        click.option("--shortcut", type=click.Choice(["conv", "avgpool"]),
+                     help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D)."),  # fmt: skip
+        click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
+        click.option("--output-stride", type=int, help="8, 16 or 32: later stages dilate instead of striding."),
+        click.option("--multi-grid", type=IntList(), help="Dilation factors of the last stage's blocks, e.g. 1,2,4."),
+        click.option("--dilation-style", type=click.Choice(["torchvision", "paddle"]),
+                     help="Whether a dilated stage's first block keeps the old rate (torchvision) or not."),  # fmt: skip
+        click.option("--device", default="meta", show_default=True,
+                     help="Where to build: meta (no memory), cpu, cuda, cuda:N."),  # fmt: skip
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _overrides(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: options.pop(key) for key in list(options) if key != "device"}
+
+
+MIN_WIDTH = 100  # the widest stage table; a narrower terminal wraps rather than truncating digits
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    if console.width < MIN_WIDTH:
+        console = Console(width=MIN_WIDTH)
+    return console
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="resnet-inspect")
+def cli() -> None:
+    """Build any ResNet / ResNeXt / Wide ResNet / ResNet-vd variant and tell the truth about it.
+
+    \b
+    Examples:
+      resnet-inspect show resnext50_32x4d
+      resnet-inspect show resnet50_vd --output-stride 8 --format notes
+      resnet-inspect list
+    """
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("name")
+@model_options
+@click.option("--format", "fmt", type=click.Choice(["table", "notes", "json", "markdown"]), default="table",
+              show_default=True, help="rich tables, layer notes, JSON (docs/cli.md) or markdown.")  # fmt: skip
+def show(name: str, device: str, fmt: str, **options: Any) -> None:
+    """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
+
+    \b
+    Examples:
+      resnet-inspect show resnext50_32x4d
+      resnet-inspect show resnet50 --groups 32 --width-per-group 4 --format notes
+      resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4 --format json
+    """
+    from . import api, render
+
+    spec, _, record = api.inspect_name(name, device=device, **_overrides(options))
+    if fmt == "json":
+        click.echo(render.to_json(render.show_data(record, spec)))
+    elif fmt == "notes":
+        click.echo(render.notes(record), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.markdown(record, spec), nl=False)
+    else:
+        console = _console()
+        for part in render.show_tables(record, spec):
+            console.print(part)
+            console.print()
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_names(as_json: bool) -> None:
+    """Every registered variant name with its block, depths, groups x width and source convention.
+
+    Names outside the list still resolve through the grammar (resnet{D}, resnext{D}_{G}x{W}d,
+    wide_resnet{D}_{K}, the _va/_vb/_vc/_vd suffixes and timm's c/d/s letters): see docs/variants.md.
+
+    \b
+    Example:
+      resnet-inspect list
+    """
+    from . import render
+    from .names import REGISTRY, natural_key
+
+    specs = [REGISTRY[name]() for name in sorted(REGISTRY, key=natural_key)]
+    if as_json:
+        click.echo(render.to_json(render.zoo_data(specs)))
+    else:
+        _console().print(render.zoo_table(specs))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="resnet-inspect")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

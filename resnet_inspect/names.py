@@ -1,0 +1,265 @@
+"""Variant names -> NetSpec: the grammar, the registry of listed names, and overrides.
+
+Names are case-insensitive and `-` equals `_`, so Paddle's `ResNet50_vd` and `ResNeXt101_vd_64x4d`
+resolve as written. A name may carry overrides after `@`: `resnet101@os8`,
+`resnet50_vd@os8,grid=1-2-4`, `resnet50@groups=32,width=4` (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import InspectError
+from .spec import BASIC_DEPTHS, BOTTLENECK_DEPTHS, PADDLE_DEPTHS, NetSpec
+
+_NUMBER = r"[1-9][0-9]*"  # no leading zeros: "resnet050" is a typo, not resnet50
+
+# What each bag-of-tricks letter (He et al., CVPR 2019) and timm letter changes from torchvision's default.
+LETTERS: Mapping[str, dict[str, Any]] = {
+    "_va": dict(stride_at="1x1", convention="msra"),
+    "_vb": dict(),
+    "_vc": dict(stem="deep", stem_width=32, convention="bag-of-tricks"),
+    "_vd": dict(
+        stem="deep",
+        stem_width=32,
+        shortcut="avgpool",
+        project_first=True,
+        dilation_style="paddle",
+        convention="paddle",
+    ),
+    "c": dict(stem="deep", stem_width=32, convention="timm"),
+    "d": dict(stem="deep", stem_width=32, shortcut="avgpool", convention="timm"),
+    "s": dict(stem="deep", stem_width=64, convention="timm"),
+}
+
+_GRAMMAR = (
+    re.compile(rf"(?P<family>resnet)(?P<depth>{_NUMBER})(?P<timm>[cds]?)(?P<bot>_v[abcd])?"),
+    re.compile(
+        rf"(?P<family>resnext)(?P<depth>{_NUMBER})(?P<timm>[cds]?)"
+        rf"_(?P<groups>{_NUMBER})x(?P<width>{_NUMBER})d(?P<bot>_v[abcd])?"
+    ),
+    re.compile(  # Paddle's spelling: resnext50_vd_32x4d
+        rf"(?P<family>resnext)(?P<depth>{_NUMBER})(?P<bot>_v[abcd])_(?P<groups>{_NUMBER})x(?P<width>{_NUMBER})d"
+    ),
+    re.compile(rf"(?P<family>wide_resnet)(?P<depth>{_NUMBER})_(?P<factor>{_NUMBER})"),
+)
+
+# The listed names: `resnet-inspect list` and the zoo table. Grammar names outside it still resolve.
+ZOO: tuple[str, ...] = (
+    # torchvision (torchvision.models, "V1.5": stride on the 3x3)
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+    "wide_resnet50_2", "wide_resnet101_2",
+    # bag of tricks letters on torchvision's definition
+    "resnet50_va", "resnet101_va", "resnet50_vc",
+    # timm
+    "resnet10", "resnet26", "resnet38", "resnet200",
+    "resnet18d", "resnet26d", "resnet34d", "resnet50c", "resnet50d", "resnet50s",
+    "resnet101c", "resnet101d", "resnet101s", "resnet152c", "resnet152d", "resnet152s",
+    "resnet200d", "resnext50d_32x4d", "resnext101_32x4d", "resnext101_32x16d",
+    # PaddleClas / PaddleSeg ResNet_vd and ResNeXt_vd
+    "resnet18_vd", "resnet34_vd", "resnet50_vd", "resnet101_vd", "resnet152_vd", "resnet200_vd",
+    "resnext50_vd_32x4d", "resnext50_vd_64x4d", "resnext101_vd_32x4d", "resnext101_vd_64x4d",
+    "resnext152_vd_32x4d", "resnext152_vd_64x4d",
+)  # fmt: skip
+
+
+def normalize(name: str) -> str:
+    """Lower-case, `-` -> `_`, surrounding blanks removed."""
+    return name.strip().lower().replace("-", "_")
+
+
+def _depth_table(name: str, family: str, depth: int, letter: str) -> tuple[str, tuple[int, ...]]:
+    if letter == "_vd" and depth in PADDLE_DEPTHS:
+        return "bottleneck", PADDLE_DEPTHS[depth]
+    if depth in BASIC_DEPTHS and family == "resnet":
+        return "basic", BASIC_DEPTHS[depth]
+    if depth in BOTTLENECK_DEPTHS:
+        return "bottleneck", BOTTLENECK_DEPTHS[depth]
+    if depth in BASIC_DEPTHS:
+        raise InspectError(
+            f"{name}: depth {depth} uses basic blocks, which take no groups or width "
+            f"(torchvision and timm refuse it); {family} needs a bottleneck depth: "
+            f"{', '.join(map(str, BOTTLENECK_DEPTHS))}"
+        )
+    raise InspectError(
+        f"{name}: no stage table for depth {depth}: basic {', '.join(map(str, BASIC_DEPTHS))}; "
+        f"bottleneck {', '.join(map(str, BOTTLENECK_DEPTHS))}"
+    )
+
+
+def _from_grammar(name: str) -> NetSpec | None:
+    for pattern in _GRAMMAR:
+        match = pattern.fullmatch(name)
+        if match:
+            break
+    else:
+        return None
+    parts = match.groupdict()
+    timm_letter, bot_letter = parts.get("timm") or "", parts.get("bot") or ""
+    if timm_letter and bot_letter:
+        raise InspectError(
+            f"{name}: use timm's letter ({timm_letter}) or a bag-of-tricks suffix ({bot_letter}), not both"
+        )
+    letter = timm_letter or bot_letter
+    family, depth = parts["family"], int(parts["depth"])
+    block, layers = _depth_table(name, family, depth, letter)
+    knobs: dict[str, Any] = dict(block=block, layers=layers, name=name)
+    if family == "resnext":
+        knobs.update(groups=int(parts["groups"]), width_per_group=int(parts["width"]))
+    elif family == "wide_resnet":
+        if block == "basic":
+            raise InspectError(f"{name}: wide ResNets widen bottlenecks; depth {depth} uses basic blocks")
+        knobs.update(width_per_group=64 * int(parts["factor"]))
+    knobs.update(LETTERS.get(letter, {}))
+    return NetSpec(**knobs)
+
+
+def _build_registry() -> dict[str, Callable[[], NetSpec]]:
+    registry: dict[str, Callable[[], NetSpec]] = {}
+    for name in ZOO:
+        if name in registry:
+            raise RuntimeError(f"{name} is registered twice")
+        spec = _from_grammar(name)
+        if spec is None:
+            raise RuntimeError(f"{name} does not follow the grammar")
+        registry[name] = lambda spec=spec: spec
+    return registry
+
+
+REGISTRY = _build_registry()
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key putting resnet18 before resnet101 (numbers compared as numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def closest(name: str, n: int = 3) -> list[str]:
+    """The registered names nearest to a misspelt one."""
+    return difflib.get_close_matches(normalize(name), list(REGISTRY), n=n, cutoff=0.6)
+
+
+def resolve_name(name: str) -> NetSpec:
+    """A variant name (no overrides) -> its NetSpec, or InspectError naming the closest names."""
+    key = normalize(name)
+    if key in REGISTRY:
+        return REGISTRY[key]()
+    spec = _from_grammar(key)
+    if spec is not None:
+        return spec
+    hint = closest(key)
+    suggestion = f"; closest: {', '.join(hint)}" if hint else "; see `resnet-inspect list`"
+    raise InspectError(f"unknown model {name.strip()!r}{suggestion}")
+
+
+# -- overrides ---------------------------------------------------------------------------------
+
+OVERRIDE_FIELDS = (
+    "layers", "groups", "width_per_group", "stem", "stem_width", "shortcut",
+    "num_classes", "output_stride", "multi_grid", "dilation_style",
+)  # fmt: skip
+
+_STEM_DEFAULT_WIDTH = {"classic": 64, "deep": 32}
+
+
+def apply_overrides(spec: NetSpec, **overrides: Any) -> NetSpec:
+    """`spec` with the given knobs changed; None means "as the name says"."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - set(OVERRIDE_FIELDS)
+    if unknown:
+        raise InspectError(f"unknown override(s): {', '.join(sorted(unknown))}")
+    if not changes:
+        return spec
+    if "stem" in changes and "stem_width" not in changes and changes["stem"] != spec.stem:
+        changes["stem_width"] = _STEM_DEFAULT_WIDTH.get(changes["stem"], spec.stem_width)
+    for key in ("layers", "multi_grid"):
+        if key in changes:
+            changes[key] = tuple(changes[key])
+    given = [_format_override(k, changes[k]) for k in OVERRIDE_FIELDS if overrides.get(k) is not None]
+    return spec.with_overrides(name=f"{spec.name}@{','.join(given)}", **changes)
+
+
+_SPEC_KEYS = {  # the compact form used after `@` -> NetSpec field
+    "os": "output_stride",
+    "grid": "multi_grid",
+    "layers": "layers",
+    "groups": "groups",
+    "width": "width_per_group",
+    "stem": "stem",
+    "stem_width": "stem_width",
+    "shortcut": "shortcut",
+    "classes": "num_classes",
+    "dilation": "dilation_style",
+}
+_FIELD_KEYS = {v: k for k, v in _SPEC_KEYS.items()}
+_INT_FIELDS = {"output_stride", "groups", "width_per_group", "stem_width", "num_classes"}
+_LIST_FIELDS = {"layers", "multi_grid"}
+
+
+def _format_override(field_name: str, value: Any) -> str:
+    key = _FIELD_KEYS[field_name]
+    if field_name in _LIST_FIELDS:
+        return f"{key}=" + "-".join(map(str, value))
+    if field_name == "output_stride":
+        return f"os{value}"
+    return f"{key}={value}"
+
+
+def parse_int_list(text: str, what: str, sep: str = ",") -> tuple[int, ...]:
+    """'3,4,6,3' -> (3, 4, 6, 3); InspectError naming `what` otherwise."""
+    items = [t.strip() for t in text.split(sep)]
+    if not items or any(not re.fullmatch(r"[0-9]+", t) for t in items):
+        raise InspectError(f"{what} must be integers separated by {sep!r}, got {text!r}")
+    return tuple(int(t) for t in items)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """'os8,grid=1-2-4' -> {'output_stride': 8, 'multi_grid': (1, 2, 4)}."""
+    overrides: dict[str, Any] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if re.fullmatch(r"os[0-9]+", item):
+            item = "os=" + item[2:]
+        key, sep, value = item.partition("=")
+        if not sep or key not in _SPEC_KEYS or not value:
+            raise InspectError(
+                f"malformed override {item!r} in @{text}: expected os8|os16|os32 or key=value with "
+                f"key one of {', '.join(_SPEC_KEYS)}"
+            )
+        field_name = _SPEC_KEYS[key]
+        if field_name in overrides:
+            raise InspectError(f"override {key!r} given twice in @{text}")
+        if field_name in _LIST_FIELDS:
+            overrides[field_name] = parse_int_list(value, key, sep="-")
+        elif field_name in _INT_FIELDS:
+            if not re.fullmatch(r"[0-9]+", value):
+                raise InspectError(f"override {key} must be an integer, got {value!r}")
+            overrides[field_name] = int(value)
+        else:
+            overrides[field_name] = value
+    return overrides
+
+
+def resolve(text: str, **overrides: Any) -> NetSpec:
+    """'name[@key=value,...]' plus keyword overrides -> NetSpec; the two may not disagree."""
+    name, at, inline = text.partition("@")
+    spec = resolve_name(name)
+    combined = parse_overrides(inline) if at else {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in combined and tuple_if_list(combined[key]) != tuple_if_list(value):
+            raise InspectError(
+                f"{text}: {key} is given twice with different values ({combined[key]} and {value})"
+            )
+        combined[key] = value
+    return apply_overrides(spec, **combined)
+
+
+def tuple_if_list(value: Any) -> Any:
+    """Lists and tuples compare equal after this."""
+    return tuple(value) if isinstance(value, list) else value

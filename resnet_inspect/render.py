@@ -1,0 +1,277 @@
+"""Results -> rich tables, layer notes, markdown and JSON. Numbers arrive as ints; only here do
+they get separators, units and colour."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from .spec import NetSpec
+from .walker import BlockRecord, NetRecord
+
+SHOW_SCHEMA = "resnet-inspect/show/1"
+BLOCK_FIELDS = (
+    "name", "stage", "index", "type", "inplanes", "planes", "width", "outplanes", "stride",
+    "stride_at", "dilation", "dilations", "groups", "base_width", "downsample", "params",
+)  # fmt: skip
+STEM_FIELDS = ("kind", "convs", "widths", "pool", "in_ch", "out_ch", "stride", "params")
+
+
+def count(n: int) -> str:
+    """12345678 -> '12,345,678'."""
+    return f"{n:,}"
+
+
+def describe_spec(spec: NetSpec) -> str:
+    """One line naming every knob of a spec."""
+    stem = (
+        f"7x7 stem ({spec.stem_width})"
+        if spec.stem == "classic"
+        else "deep stem 3x3 x3 (" + ", ".join(map(str, spec.stem_spec().widths)) + ")"
+    )
+    shortcut = "1x1 conv shortcut" if spec.shortcut == "conv" else "avg-pool + 1x1 conv shortcut"
+    parts = [
+        f"{spec.block} {list(spec.layers)}",
+        f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "",
+        stem,
+        shortcut,
+        f"stride on the {spec.stride_at}" if spec.block == "bottleneck" else "",
+        "first block of every stage projects" if spec.project_first else "",
+        f"output stride {spec.output_stride}",
+        f"multi-grid {'-'.join(map(str, spec.multi_grid))}" if spec.multi_grid else "",
+        f"{spec.dilation_style} dilation" if spec.output_stride != 32 else "",
+        f"{spec.num_classes} classes",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _downsample_text(block: BlockRecord) -> str:
+    d = block.downsample
+    if d is None:
+        return "-"
+    return f"{d.kind}/{d.stride}" if d.stride != 1 else d.kind
+
+
+def _stride_text(block: BlockRecord) -> str:
+    return f"{block.stride}@{block.stride_at}" if block.stride_at else str(block.stride)
+
+
+def _dilation_text(block: BlockRecord) -> str:
+    return "/".join(map(str, block.dilations)) if len(set(block.dilations)) > 1 else str(block.dilation)
+
+
+# -- table (rich) ------------------------------------------------------------------------------
+
+# (header, left-aligned); "in"/"out" are inplanes/outplanes, "dil" the 3x3 dilation(s).
+STEM_COLUMNS = (("kind", True), ("convs", True), ("widths", True), ("pool", True), ("in", False),
+                ("out", False), ("stride", False), ("params", False))  # fmt: skip
+BLOCK_COLUMNS = (("#", False), ("in", False), ("planes", False), ("width", False), ("out", False),
+                 ("stride", True), ("dil", False), ("groups", False), ("base_width", False),
+                 ("shortcut", True), ("params", False))  # fmt: skip
+
+
+def _table(title: str, columns: Sequence[tuple[str, bool]]) -> Any:
+    """A compact rich table (fits 80 columns for a bottleneck stage)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1, 0, 0), show_edge=False)  # fmt: skip
+    for header, left in columns:
+        table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    return table
+
+
+
+def show_tables(record: NetRecord, spec: NetSpec | None) -> list[Any]:
+    """Rich renderables for `show`: a header, the stem, then one table per stage."""
+    from rich.text import Text
+
+    header = Text()
+    header.append(record.model, style="bold")
+    header.append(f"  {count(record.params)} parameters")
+    if spec is not None:
+        header.append(f"  ({spec.convention})\n", style="dim")
+        header.append(describe_spec(spec), style="dim")
+    out: list[Any] = [header]
+
+    stem = record.stem
+    stem_table = _table("stem", STEM_COLUMNS)
+    stem_table.add_row(
+        stem.kind,
+        ",".join(stem.convs),
+        ",".join(map(str, stem.widths)),
+        stem.pool or "-",
+        str(stem.in_ch),
+        str(stem.out_ch),
+        str(stem.stride),
+        count(stem.params),
+    )
+    out.append(stem_table)
+
+    for stage in record.stages:
+        blocks = [b for b in record.blocks if b.stage == stage]
+        kinds = "/".join(dict.fromkeys(b.type for b in blocks))
+        table = _table(
+            f"{stage}: {len(blocks)} {kinds} blocks, {count(sum(b.params for b in blocks))} parameters",
+            BLOCK_COLUMNS,
+        )
+        for b in blocks:
+            table.add_row(
+                str(b.index), str(b.inplanes), str(b.planes), str(b.width), str(b.outplanes),
+                _stride_text(b), _dilation_text(b), str(b.groups), str(b.base_width),
+                _downsample_text(b), count(b.params),
+            )  # fmt: skip
+        out.append(table)
+    if record.unrecognised:
+        out.append(Text("not understood (not counted): " + ", ".join(record.unrecognised), style="yellow"))
+    return out
+
+
+# -- notes (seed 000's layer-notes format) ------------------------------------------------------
+
+
+def _block_label(block: BlockRecord) -> str:
+    return ("Bottleneck" if block.type == "bottleneck" else "BasicBlock") + str(block.index + 1)
+
+
+def notes(record: NetRecord) -> str:
+    """The hand-written layer notes format, one `BottleneckN(...)` line per block, generated."""
+    expansion = record.blocks[0].outplanes // record.blocks[0].planes if record.blocks[0].planes else 1
+    lines = [
+        f"# {record.model}",
+        "",
+        f"output of a {record.blocks[0].type} block is always planes * expansion ({expansion})",
+        "",
+        "## Stem",
+        "",
+        f"{', '.join(f'conv{c}' for c in record.stem.convs)} (widths {', '.join(map(str, record.stem.widths))})"
+        + (f", {record.stem.pool} pool" if record.stem.pool else ""),
+        f"\tIN: {record.stem.in_ch}, OUT: {record.stem.out_ch}",
+    ]
+    for number, stage in enumerate(record.stages, start=1):
+        lines += ["", f"## Layer {number}", ""]
+        for b in (b for b in record.blocks if b.stage == stage):
+            args = [f"inplanes={b.inplanes}", f"planes={b.planes}", f"stride={b.stride}"]
+            if b.downsample:
+                args.append("downsample")
+            args += [f"groups={b.groups}", f"base_width={b.base_width}", f"dilation={b.dilation}"]
+            lines.append(f"{_block_label(b)}({', '.join(args)})")
+            lines.append("\t" + _downsample_line(b))
+            lines.append(f"\tIN: {b.inplanes}, OUT: {b.outplanes}")
+    return "\n".join(lines) + "\n"
+
+
+def _downsample_line(block: BlockRecord) -> str:
+    if block.downsample is None:
+        return "(No Downsample)"
+    parts = []
+    for op in block.shortcut:
+        if op.kind in ("avgpool", "avgpool_same"):
+            same = ", same padding" if op.kind == "avgpool_same" else ""
+            parts.append(f"avgpool{op.kernel[0]}x{op.kernel[1]}(stride={op.stride[0]}{same})")
+        elif op.kind == "conv":
+            parts.append(
+                f"conv{op.kernel[0]}x{op.kernel[1]}(inplanes={op.in_ch}, outplanes={op.out_ch}, stride={op.stride[0]})"
+            )
+    return f"-> Downsample({', '.join(parts)})"
+
+
+# -- markdown -----------------------------------------------------------------------------------
+
+
+def _md_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def markdown(record: NetRecord, spec: NetSpec | None) -> str:
+    """`show` as GitHub markdown: a heading, the stem, one table per stage."""
+    lines = [f"## {record.model}", "", f"{count(record.params)} parameters"]
+    if spec is not None:
+        lines[-1] += f" ({spec.convention}): {describe_spec(spec)}"
+    stem = record.stem
+    lines += ["", "### stem", ""]
+    lines += _md_table(
+        ("kind", "convs", "widths", "pool", "in", "out", "stride", "params"),
+        [(stem.kind, ", ".join(stem.convs), ", ".join(map(str, stem.widths)), stem.pool or "-",
+          stem.in_ch, stem.out_ch, stem.stride, count(stem.params))],
+    )  # fmt: skip
+    for stage in record.stages:
+        lines += ["", f"### {stage}", ""]
+        lines += _md_table(
+            ("block", "type", "inplanes", "planes", "width", "outplanes", "stride", "dilation",
+             "groups", "base_width", "downsample", "params"),
+            [(b.name, b.type, b.inplanes, b.planes, b.width, b.outplanes, _stride_text(b),
+              _dilation_text(b), b.groups, b.base_width, _downsample_text(b), count(b.params))
+             for b in record.blocks if b.stage == stage],
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def spec_dict(spec: NetSpec | None) -> dict[str, Any] | None:
+    """A spec as JSON-ready data (tuples become lists)."""
+    if spec is None:
+        return None
+    data = asdict(spec)
+    data["depth"] = spec.depth
+    return json.loads(json.dumps(data))
+
+
+def block_dict(block: BlockRecord) -> dict[str, Any]:
+    """A block record's public fields."""
+    data = asdict(block)
+    return {k: data[k] for k in BLOCK_FIELDS}
+
+
+def show_data(record: NetRecord, spec: NetSpec | None) -> dict[str, Any]:
+    """`show --format json`: schema resnet-inspect/show/1 (docs/cli.md)."""
+    stem = asdict(record.stem)
+    return {
+        "schema": SHOW_SCHEMA,
+        "model": record.model,
+        "spec": spec_dict(spec),
+        "params": record.params,
+        "stem": {k: stem[k] for k in STEM_FIELDS},
+        "blocks": [block_dict(b) for b in record.blocks],
+        "unrecognised": list(record.unrecognised),
+    }
+
+
+def to_json(data: object) -> str:
+    """Indented JSON text."""
+    return json.dumps(data, indent=2)
+
+
+# -- list ---------------------------------------------------------------------------------------
+
+
+def zoo_table(specs: Sequence[NetSpec]) -> Any:
+    """`resnet-inspect list`: one row per registered name."""
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("name", "convention", "block", "layers", "groups x width", "stem", "shortcut"):
+        table.add_column(column)
+    for spec in specs:
+        table.add_row(
+            spec.name,
+            spec.convention,
+            spec.block,
+            "-".join(map(str, spec.layers)),
+            f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "-",
+            "7x7" if spec.stem == "classic" else "3x3 x3 (" + ",".join(map(str, spec.stem_spec().widths)) + ")",
+            spec.shortcut,
+        )
+    return table
+
+
+def zoo_data(specs: Sequence[NetSpec]) -> list[dict[str, Any]]:
+    """`resnet-inspect list --json`."""
+    return [{"name": s.name, "convention": s.convention, "spec": spec_dict(s)} for s in specs]
