@@ -47,6 +47,13 @@ _GRAMMAR = (
     re.compile(rf"(?P<family>wide_resnet)(?P<depth>{_NUMBER})_(?P<factor>{_NUMBER})"),
 )
 
+TORCHVISION_NAMES = frozenset(
+    {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+     "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"}
+)  # fmt: skip
+
+TIMM_PLAIN_NAMES = frozenset({"resnet26", "resnet200", "resnext101_32x4d", "resnext101_32x16d", "resnext101_32x32d"})
+
 # The listed names: `resnet-inspect list` and the zoo table. Grammar names outside it still resolve.
 ZOO: tuple[str, ...] = (
     # torchvision (torchvision.models, "V1.5": stride on the 3x3)
@@ -56,7 +63,7 @@ ZOO: tuple[str, ...] = (
     # bag of tricks letters on torchvision's definition
     "resnet50_va", "resnet101_va", "resnet50_vc",
     # timm
-    "resnet10", "resnet26", "resnet38", "resnet200",
+    "resnet26", "resnet200",
     "resnet18d", "resnet26d", "resnet34d", "resnet50c", "resnet50d", "resnet50s",
     "resnet101c", "resnet101d", "resnet101s", "resnet152c", "resnet152d", "resnet152s",
     "resnet200d", "resnext50d_32x4d", "resnext101_32x4d", "resnext101_32x16d",
@@ -68,8 +75,9 @@ ZOO: tuple[str, ...] = (
 
 
 def normalize(name: str) -> str:
-    """Lower-case, `-` -> `_`, surrounding blanks removed."""
-    return name.strip().lower().replace("-", "_")
+    """Lower-case, `-` -> `_`, blanks trimmed, and the paper's "ResNet-50" joined to resnet50."""
+    key = name.strip().lower().replace("-", "_")
+    return re.sub(r"^(resnet|resnext|wide_resnet)_(?=[0-9])", r"\1", key)
 
 
 def _depth_table(name: str, family: str, depth: int, letter: str) -> tuple[str, tuple[int, ...]]:
@@ -115,6 +123,8 @@ def _from_grammar(name: str) -> NetSpec | None:
             raise InspectError(f"{name}: wide ResNets widen bottlenecks; depth {depth} uses basic blocks")
         knobs.update(width_per_group=64 * int(parts["factor"]))
     knobs.update(LETTERS.get(letter, {}))
+    if not letter and name not in TORCHVISION_NAMES:  # torchvision's structure, a name it lacks
+        knobs["convention"] = "timm" if name in TIMM_PLAIN_NAMES else "generic"
     return NetSpec(**knobs)
 
 

@@ -78,7 +78,7 @@ def _table(title: str, columns: Sequence[tuple[str, bool]]) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  padding=(0, 1, 0, 0), show_edge=False)  # fmt: skip
+                  padding=(0, 0, 0, 0), show_edge=False)  # fmt: skip
     for header, left in columns:
         table.add_column(header, justify="left" if left else "right", no_wrap=True)
     return table
@@ -252,21 +252,34 @@ def to_json(data: object) -> str:
 # -- list ---------------------------------------------------------------------------------------
 
 
+ZOO_COLUMNS = ("name", "family", "convention", "block", "layers", "GxW", "stem", "shortcut")
+
+
+def family(spec: NetSpec) -> str:
+    """ResNet / ResNeXt / Wide ResNet with its bag-of-tricks letter (He et al. 2019), from the knobs."""
+    base = "ResNeXt" if spec.groups > 1 else "Wide ResNet" if spec.width_per_group > 64 else "ResNet"
+    letters = {
+        ("1x1", "classic", "conv"): "A",
+        ("3x3", "classic", "conv"): "B",
+        ("3x3", "deep", "conv"): "C",
+        ("3x3", "deep", "avgpool"): "D",
+    }
+    stride_at = spec.stride_at if spec.block == "bottleneck" else "3x3"
+    return f"{base}-{letters.get((stride_at, spec.stem, spec.shortcut), '?')}"
+
+
 def zoo_table(specs: Sequence[NetSpec]) -> Any:
     """`resnet-inspect list`: one row per registered name."""
-    from rich.table import Table
-
-    table = Table(show_edge=False)
-    for column in ("name", "convention", "block", "layers", "groups x width", "stem", "shortcut"):
-        table.add_column(column)
+    table = _table(f"{len(specs)} registered variants", [(c, True) for c in ZOO_COLUMNS])
     for spec in specs:
         table.add_row(
             spec.name,
+            family(spec),
             spec.convention,
             spec.block,
             "-".join(map(str, spec.layers)),
             f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "-",
-            "7x7" if spec.stem == "classic" else "3x3 x3 (" + ",".join(map(str, spec.stem_spec().widths)) + ")",
+            "7x7" if spec.stem == "classic" else "deep " + ",".join(map(str, spec.stem_spec().widths)),
             spec.shortcut,
         )
     return table
@@ -274,4 +287,4 @@ def zoo_table(specs: Sequence[NetSpec]) -> Any:
 
 def zoo_data(specs: Sequence[NetSpec]) -> list[dict[str, Any]]:
     """`resnet-inspect list --json`."""
-    return [{"name": s.name, "convention": s.convention, "spec": spec_dict(s)} for s in specs]
+    return [{"name": s.name, "family": family(s), "convention": s.convention, "spec": spec_dict(s)} for s in specs]

@@ -1,0 +1,174 @@
+"""The command line: formats, the JSON schema, help, and the bad-input table (one line, exit 2)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from resnet_inspect import __version__
+from resnet_inspect.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.mark.parametrize("command", ["show", "list"])
+def test_every_command_has_help_with_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_runs_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_inspect", "show", "resnet18", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout)["params"] == 11_689_512
+
+
+def test_show_table_lists_every_stage_and_the_parameter_count():
+    result = run("show", "resnext50_32x4d")
+    assert result.exit_code == 0
+    assert "25,028,904 parameters" in result.output
+    for stage in ("stem", "layer1: 3 bottleneck", "layer2: 4", "layer3: 6", "layer4: 3"):
+        assert stage in result.output
+    assert "2@3x3" in result.output and "conv/2" in result.output
+
+
+# The layer notes of seed 000 for resnext50_32x4d, corrected: the first block of layers 2-4 has
+# stride 2 (and so does its 1x1 projection) in the real network.
+NOTES_LAYER2_START = """## Layer 2
+
+Bottleneck1(inplanes=256, planes=128, stride=2, downsample, groups=32, base_width=4, dilation=1)
+\t-> Downsample(conv1x1(inplanes=256, outplanes=512, stride=2))
+\tIN: 256, OUT: 512
+Bottleneck2(inplanes=512, planes=128, stride=1, groups=32, base_width=4, dilation=1)
+\t(No Downsample)
+\tIN: 512, OUT: 512
+"""
+NOTES_LAYER1 = """## Layer 1
+
+Bottleneck1(inplanes=64, planes=64, stride=1, downsample, groups=32, base_width=4, dilation=1)
+\t-> Downsample(conv1x1(inplanes=64, outplanes=256, stride=1))
+\tIN: 64, OUT: 256
+Bottleneck2(inplanes=256, planes=64, stride=1, groups=32, base_width=4, dilation=1)
+\t(No Downsample)
+\tIN: 256, OUT: 256
+Bottleneck3(inplanes=256, planes=64, stride=1, groups=32, base_width=4, dilation=1)
+\t(No Downsample)
+\tIN: 256, OUT: 256
+"""
+
+
+def test_notes_format_matches_the_seed_with_the_true_strides():
+    out = run("show", "resnext50_32x4d", "--format", "notes").output
+    assert NOTES_LAYER1 in out
+    assert NOTES_LAYER2_START in out
+    assert "Bottleneck1(inplanes=512, planes=256, stride=2, downsample" in out
+    assert "Bottleneck1(inplanes=1024, planes=512, stride=2, downsample" in out
+    assert out.count("Bottleneck") == 3 + 4 + 6 + 3
+
+
+def test_notes_show_the_avgpool_shortcut():
+    out = run("show", "resnet50_vd", "--format", "notes").output
+    assert "-> Downsample(avgpool2x2(stride=2), conv1x1(inplanes=256, outplanes=512, stride=1))" in out
+
+
+BLOCK_KEYS = {
+    "name", "stage", "index", "type", "inplanes", "planes", "width", "outplanes", "stride",
+    "stride_at", "dilation", "dilations", "groups", "base_width", "downsample", "params",
+}  # fmt: skip
+
+
+def test_json_schema():
+    data = json.loads(run("show", "resnet50_vd", "--output-stride", "16", "--format", "json").output)
+    assert data["schema"] == "resnet-inspect/show/1"
+    assert data["model"] == "resnet50_vd@os16"
+    assert isinstance(data["params"], int) and data["params"] == 25_576_264
+    assert data["spec"]["output_stride"] == 16 and data["spec"]["layers"] == [3, 4, 6, 3]
+    assert data["stem"]["widths"] == [32, 32, 64]
+    assert len(data["blocks"]) == 16
+    for block in data["blocks"]:
+        assert set(block) == BLOCK_KEYS
+        assert block["downsample"] is None or set(block["downsample"]) == {"kind", "stride"}
+    assert data["blocks"][3]["downsample"] == {"kind": "avgpool+conv", "stride": 2}
+    assert [b["dilation"] for b in data["blocks"][-3:]] == [2, 2, 2]
+
+
+def test_markdown_has_a_table_per_stage():
+    out = run("show", "resnet18", "--format", "markdown").output
+    assert out.count("| block | type |") == 4 and "### layer4" in out
+
+
+def test_overrides_on_the_command_line():
+    data = json.loads(run("show", "resnet50", "--groups", "32", "--width-per-group", "4", "--format", "json").output)
+    assert data["params"] == 25_028_904  # = resnext50_32x4d
+    data = json.loads(run("show", "resnet50", "--layers", "3,4,23,3", "--format", "json").output)
+    assert data["params"] == 44_549_160  # = resnet101
+
+
+def test_list_names_every_registered_variant():
+    out = run("list").output
+    for name in ("resnet18", "resnext101_64x4d", "wide_resnet101_2", "resnet50d", "resnet200_vd"):
+        assert name in out
+    names = [row["name"] for row in json.loads(run("list", "--json").output)]
+    assert names.index("resnet18") < names.index("resnet101")  # natural order
+
+
+def test_cpu_device_builds_real_tensors():
+    result = run("show", "resnet18", "--device", "cpu", "--format", "json")
+    assert result.exit_code == 0
+
+
+BAD_INPUT = [
+    (["show", "resnet5O"], "closest: resnet50"),
+    (["show", "resnet77"], "no stage table for depth 77"),
+    (["show", "resnext18_32x4d"], "basic blocks"),
+    (["show", "resnet50", "--output-stride", "12"], "output stride must be 8, 16 or 32"),
+    (["show", "resnet50", "--output-stride", "abc"], "not a valid integer"),
+    (["show", "resnet50", "--layers", "3,4,x,3"], "comma-separated list of integers"),
+    (["show", "resnet50", "--layers", "3,4,6"], "4 positive block counts"),
+    (["show", "resnet50", "--multi-grid", "1,2", "--output-stride", "16"], "one factor per block"),
+    (["show", "resnet50", "--groups", "0"], "at least 1"),
+    (["show", "resnet18", "--groups", "32"], "basic blocks take no groups"),
+    (["show", "resnet50", "--stem", "tall"], "'tall' is not one of"),
+    (["show", "resnet50", "--device", "tpu"], "unknown device"),
+    (["show", "resnet50", "--format", "yaml"], "'yaml' is not one of"),
+    (["show", "resnet50@os8", "--output-stride", "16"], "given twice"),
+    (["show", "resnet50@bogus"], "malformed override"),
+    (["show"], "Missing argument"),
+    (["frobnicate"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_2(args, fragment):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_exit_2():
+    result = CliRunner().invoke(cli, ["show", "resnet50", "--device", "cuda"])
+    assert result.exit_code == 2 and "CUDA is not available" in result.output
+
+
+def test_console_script_gives_one_line_on_stderr():
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_inspect", "show", "resnet5O"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("Error: unknown model")
