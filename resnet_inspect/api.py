@@ -26,8 +26,10 @@ def walk(module: nn.Module, label: str = "") -> NetRecord:
     return _walk(module, label)
 
 
-def inspect_name(name: str, device: str = "meta", **overrides: Any) -> tuple[NetSpec, nn.Module, NetRecord]:
+def inspect_name(
+    name: str, device: str = "meta", init: bool = False, **overrides: Any
+) -> tuple[NetSpec, nn.Module, NetRecord]:
     """Resolve, build and walk a variant: its spec, its module and its records."""
     spec = resolve(name, **overrides)
-    module = builder.build(spec, device=device)
+    module = builder.build(spec, device=device, init=init)
     return spec, module, _walk(module, spec.name)

@@ -80,8 +80,8 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--multi-grid", type=IntList(), help="Dilation factors of the last stage's blocks, e.g. 1,2,4."),
         click.option("--dilation-style", type=click.Choice(["torchvision", "paddle"]),
                      help="Whether a dilated stage's first block keeps the old rate (torchvision) or not."),  # fmt: skip
-        click.option("--device", default="meta", show_default=True,
-                     help="Where to build: meta (no memory), cpu, cuda, cuda:N."),  # fmt: skip
+        click.option("--device", help="Where to build: meta (default: no memory, no initialisation), cpu, "
+                                      "cuda, cuda:N."),  # fmt: skip
     ]
     for option in reversed(options):
         command = option(command)
@@ -113,6 +113,8 @@ def cli() -> None:
     Examples:
       resnet-inspect show resnext50_32x4d
       resnet-inspect show resnet50_vd --output-stride 8 --format notes
+      resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
+      resnet-inspect rf resnet50d
       resnet-inspect list
     """
 
@@ -122,7 +124,8 @@ def cli() -> None:
 @model_options
 @click.option("--format", "fmt", type=click.Choice(["table", "notes", "json", "markdown"]), default="table",
               show_default=True, help="rich tables, layer notes, JSON (docs/cli.md) or markdown.")  # fmt: skip
-def show(name: str, device: str, fmt: str, **options: Any) -> None:
+@click.option("--input", "size", metavar="N|HxW", help="Add each block's output C x H x W and cumulative stride.")
+def show(name: str, device: str | None, fmt: str, size: str | None, **options: Any) -> None:
     """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
 
     \b
@@ -130,21 +133,126 @@ def show(name: str, device: str, fmt: str, **options: Any) -> None:
       resnet-inspect show resnext50_32x4d
       resnet-inspect show resnet50 --groups 32 --width-per-group 4 --format notes
       resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4 --format json
+      resnet-inspect show resnet50 --input 513 --output-stride 16
     """
-    from . import api, render
+    from . import analysis, api, render
 
-    spec, _, record = api.inspect_name(name, device=device, **_overrides(options))
+    spec, _, record = api.inspect_name(name, device=device or "meta", **_overrides(options))
+    costs = analysis.costs(record, *analysis.parse_input(size)) if size else None
     if fmt == "json":
-        click.echo(render.to_json(render.show_data(record, spec)))
+        click.echo(render.to_json(render.show_data(record, spec, costs)))
     elif fmt == "notes":
         click.echo(render.notes(record), nl=False)
     elif fmt == "markdown":
         click.echo(render.markdown(record, spec), nl=False)
     else:
         console = _console()
-        for part in render.show_tables(record, spec):
+        for part in render.show_tables(record, spec, costs):
             console.print(part)
             console.print()
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("names", nargs=-1)
+@model_options
+@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
+@click.option("--batch", default=1, show_default=True, type=int, help="Images per batch (MACs scale with it).")
+@click.option("--per", type=click.Choice(["stage", "block", "layer"]), default="stage", show_default=True,
+              help="Breakdown granularity.")  # fmt: skip
+@click.option("--count", "engine", type=click.Choice(["analytic", "fvcore"]), default="analytic", show_default=True,
+              help="analytic: conv arithmetic on the walked modules, no tensors; fvcore: run fvcore's "
+                   "FlopCountAnalysis on a real input (needs --device cpu or cuda, default cpu).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per: str, engine: str,
+          as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer.
+
+    MACs count multiply-accumulates of conv and linear layers: the number torchvision, fvcore and the
+    ResNet papers call "FLOPs". With no NAME, one row per registered variant (the model-zoo table).
+    The default count runs no tensors: any input size costs the same.
+
+    \b
+    Examples:
+      resnet-inspect flops resnet50
+      resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
+      resnet-inspect flops resnet50 resnet50_vd --per block --json
+      resnet-inspect flops                      # the model-zoo table at 224
+      resnet-inspect flops resnet50 --count fvcore
+    """
+    from . import analysis, api, render, render_costs
+    from .names import REGISTRY, natural_key
+
+    height, width = analysis.parse_input(size)
+    analysis.check_input(height, width, batch)
+    overrides = _overrides(options)
+    zoo = not names
+    chosen = names or tuple(sorted(REGISTRY, key=natural_key))
+    if engine == "fvcore":
+        if device == "meta":
+            raise InspectError("--count fvcore runs a real forward pass: use --device cpu or cuda, not meta")
+        from . import crosscheck
+
+        results = []
+        for name in chosen:
+            spec, model, record = api.inspect_name(name, device=device or "cpu", init=True, **overrides)
+            results.append((analysis.costs(record, height, width, batch),
+                            crosscheck.fvcore_count(model, record, height, width, batch)))  # fmt: skip
+        if as_json:
+            data = [{**render_costs.costs_data(c, per), "fvcore": f} for c, f in results]
+            click.echo(render.to_json(data[0] if len(names) == 1 else data))
+        else:
+            console = _console()
+            for c, f in results:
+                for part in render_costs.fvcore_tables(c, f):
+                    console.print(part)
+                console.print()
+        return
+    all_costs = []
+    for name in chosen:
+        _, _, record = api.inspect_name(name, device=device or "meta", **overrides)
+        all_costs.append(analysis.costs(record, height, width, batch))
+    if as_json:
+        data = [render_costs.costs_data(c, per) for c in all_costs]
+        click.echo(render.to_json(data[0] if len(names) == 1 else data))
+        return
+    console = _console()
+    if zoo:
+        console.print(render_costs.zoo_costs_table(all_costs))
+        return
+    for c in all_costs:
+        for part in render_costs.costs_tables(c, per):
+            console.print(part)
+        console.print()
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("name")
+@model_options
+@click.option("--per", type=click.Choice(["stage", "block"]), default="block", show_default=True,
+              help="Stages only, or stages and every block.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def rf(name: str, device: str | None, per: str, as_json: bool, **options: Any) -> None:
+    """Theoretical receptive field, jump, effective padding and centre per block and stage.
+
+    Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
+    of what the two branches see; `aligned` says whether the branches share jump and centre.
+
+    \b
+    Examples:
+      resnet-inspect rf resnet50
+      resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4 --per stage
+      resnet-inspect rf resnet50d --json
+    """
+    from . import analysis, api, render, render_costs
+
+    _, _, record = api.inspect_name(name, device=device or "meta", **_overrides(options))
+    report = analysis.receptive_fields(record)
+    if as_json:
+        click.echo(render.to_json(render_costs.rf_data(report)))
+        return
+    console = _console()
+    for part in render_costs.rf_tables(report, per):
+        console.print(part)
 
 
 @cli.command(name="list")

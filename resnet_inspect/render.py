@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from .analysis import Costs
 from .spec import NetSpec
 from .walker import BlockRecord, NetRecord
 
@@ -70,6 +71,7 @@ STEM_COLUMNS = (("kind", True), ("convs", True), ("widths", True), ("pool", True
 BLOCK_COLUMNS = (("#", False), ("in", False), ("planes", False), ("width", False), ("out", False),
                  ("stride", True), ("dil", False), ("groups", False), ("base_width", False),
                  ("shortcut", True), ("params", False))  # fmt: skip
+SHAPE_COLUMNS = (("output", False), ("cum", False))
 
 
 def _table(title: str, columns: Sequence[tuple[str, bool]]) -> Any:
@@ -85,8 +87,9 @@ def _table(title: str, columns: Sequence[tuple[str, bool]]) -> Any:
 
 
 
-def show_tables(record: NetRecord, spec: NetSpec | None) -> list[Any]:
-    """Rich renderables for `show`: a header, the stem, then one table per stage."""
+def show_tables(record: NetRecord, spec: NetSpec | None, costs: Costs | None = None) -> list[Any]:
+    """Rich renderables for `show`: a header, the stem, then one table per stage; with `costs`
+    (an input size) each block's output shape and cumulative stride too."""
     from rich.text import Text
 
     header = Text()
@@ -95,7 +98,11 @@ def show_tables(record: NetRecord, spec: NetSpec | None) -> list[Any]:
     if spec is not None:
         header.append(f"  ({spec.convention})\n", style="dim")
         header.append(describe_spec(spec), style="dim")
+    if costs is not None:
+        header.append(f"\ninput {costs.input[0]}x{costs.input[1]}: output C x H x W and cumulative stride per block",
+                      style="dim")  # fmt: skip
     out: list[Any] = [header]
+    outputs = {b.name: b for b in costs.blocks} if costs else {}
 
     stem = record.stem
     stem_table = _table("stem", STEM_COLUMNS)
@@ -116,13 +123,16 @@ def show_tables(record: NetRecord, spec: NetSpec | None) -> list[Any]:
         kinds = "/".join(dict.fromkeys(b.type for b in blocks))
         table = _table(
             f"{stage}: {len(blocks)} {kinds} blocks, {count(sum(b.params for b in blocks))} parameters",
-            BLOCK_COLUMNS,
+            BLOCK_COLUMNS + (SHAPE_COLUMNS if costs else ()),
         )
         for b in blocks:
+            shape = (
+                ["x".join(map(str, outputs[b.name].output)), str(outputs[b.name].stride)] if costs else []
+            )
             table.add_row(
                 str(b.index), str(b.inplanes), str(b.planes), str(b.width), str(b.outplanes),
                 _stride_text(b), _dilation_text(b), str(b.groups), str(b.base_width),
-                _downsample_text(b), count(b.params),
+                _downsample_text(b), count(b.params), *shape,
             )  # fmt: skip
         out.append(table)
     if record.unrecognised:
@@ -230,16 +240,25 @@ def block_dict(block: BlockRecord) -> dict[str, Any]:
     return {k: data[k] for k in BLOCK_FIELDS}
 
 
-def show_data(record: NetRecord, spec: NetSpec | None) -> dict[str, Any]:
+def show_data(record: NetRecord, spec: NetSpec | None, costs: Costs | None = None) -> dict[str, Any]:
     """`show --format json`: schema resnet-inspect/show/1 (docs/cli.md)."""
     stem = asdict(record.stem)
+    blocks = [block_dict(b) for b in record.blocks]
+    cumulative = record.stem.stride
+    for data, block in zip(blocks, record.blocks):
+        cumulative *= block.stride
+        data["cumulative_stride"] = cumulative
+    if costs is not None:
+        for data, part in zip(blocks, costs.blocks):
+            data["output"] = list(part.output)
     return {
         "schema": SHOW_SCHEMA,
         "model": record.model,
         "spec": spec_dict(spec),
         "params": record.params,
+        "input": list(costs.input) if costs else None,
         "stem": {k: stem[k] for k in STEM_FIELDS},
-        "blocks": [block_dict(b) for b in record.blocks],
+        "blocks": blocks,
         "unrecognised": list(record.unrecognised),
     }
 

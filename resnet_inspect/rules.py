@@ -154,3 +154,111 @@ def reader_for(module: nn.Module) -> Callable[[str, nn.Module], Op] | None | Lit
                 return None
             return READERS.get(parent, "ignore")
     return None
+
+
+# -- arithmetic per op kind: output size, multiply-accumulates, receptive-field step -------------
+# Pure integer functions of an Op and the size it receives; nothing here runs a tensor.
+
+Shape = tuple[int, ...]  # (C, H, W) per sample, or (features,) after a Linear
+
+
+def window_out(op: Op, size: int, axis: int) -> int:
+    """Output length along one spatial axis, with torch's own formulas (conv, pooling with
+    ceil_mode, TF-"same" padding, adaptive pooling)."""
+    k, s, p, d = op.kernel[axis], op.stride[axis], op.padding[axis], op.dilation[axis]
+    if op.kind == "conv":
+        return (size + 2 * p - d * (k - 1) - 1) // s + 1
+    if op.kind in ("maxpool", "avgpool"):
+        span = size + 2 * p - d * (k - 1) - 1 + (s - 1 if op.ceil_mode else 0)
+        out = span // s + 1
+        if op.ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside
+            out -= 1
+        return out
+    if op.kind == "avgpool_same":
+        return -(-size // s)
+    if op.kind == "adaptive_avgpool":
+        assert op.output_size is not None
+        target = op.output_size[axis]
+        return size if target is None else target
+    return size
+
+
+def same_pad_before(op: Op, size: int, axis: int) -> int:
+    """Padding before the first element of a TF-"same" op (the smaller half)."""
+    k, s, d = op.kernel[axis], op.stride[axis], op.dilation[axis]
+    total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2
+
+
+def out_shape(op: Op, shape: Shape) -> Shape:
+    """The shape after `op` (per sample)."""
+    if op.kind == "linear":
+        return (op.out_ch,)
+    channels = op.out_ch if op.kind in ("conv", "bn") else shape[0]
+    return (channels, window_out(op, shape[1], 0), window_out(op, shape[2], 1))
+
+
+def macs(op: Op, out: Shape) -> int:
+    """Multiply-accumulates of one sample: conv out_c*out_h*out_w*(in_c/groups)*kh*kw, linear in*out."""
+    if op.kind == "conv":
+        return out[0] * out[1] * out[2] * (op.in_ch // op.groups) * op.kernel[0] * op.kernel[1]
+    if op.kind == "linear":
+        return op.in_ch * op.out_ch
+    return 0
+
+
+def activations(op: Op, out: Shape) -> int:
+    """Output elements of convolution and linear layers (fvcore's activation convention)."""
+    if op.kind in ("conv", "linear"):
+        n = 1
+        for dim in out:
+            n *= dim
+        return n
+    return 0
+
+
+@dataclass(frozen=True)
+class Field:
+    """The receptive field of unit 0 along one axis, in input pixels (Araujo et al., Distill 2019):
+    `size` pixels starting at `left` (negative = inside the padding); neighbours are `jump` apart."""
+
+    size: int
+    jump: int
+    left: int
+
+    @property
+    def padding(self) -> int:
+        """Effective padding: how far unit 0's field reaches before the first input pixel."""
+        return -self.left
+
+    @property
+    def center(self) -> float:
+        """Centre of unit 0's field in input coordinates (pixel centres are integers)."""
+        return self.left + (self.size - 1) / 2
+
+    @property
+    def right(self) -> int:
+        """Last input pixel of unit 0's field."""
+        return self.left + self.size - 1
+
+    def union(self, other: Field) -> Field:
+        """What a sum of two branches sees: the span of both fields."""
+        left = min(self.left, other.left)
+        return Field(max(self.right, other.right) - left + 1, min(self.jump, other.jump), left)
+
+
+def rf_step(op: Op, field: Field, axis: int, size: int | None = None) -> Field:
+    """The field after `op`: r += (k_eff - 1) * jump, left -= pad * jump, jump *= stride."""
+    if not op.is_window:
+        return field
+    k_eff = op.dilation[axis] * (op.kernel[axis] - 1) + 1
+    pad = op.padding[axis]
+    if op.kind == "avgpool_same":
+        if op.stride[axis] != 1 and size is None:
+            raise ValueError("a strided 'same' pool's padding depends on the input size")
+        pad = same_pad_before(op, size or 1, axis)
+    return Field(
+        field.size + (k_eff - 1) * field.jump,
+        field.jump * op.stride[axis],
+        field.left - pad * field.jump,
+    )

@@ -21,7 +21,7 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
-@pytest.mark.parametrize("command", ["show", "list"])
+@pytest.mark.parametrize("command", ["show", "list", "flops", "rf"])
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
@@ -86,6 +86,7 @@ def test_notes_show_the_avgpool_shortcut():
 BLOCK_KEYS = {
     "name", "stage", "index", "type", "inplanes", "planes", "width", "outplanes", "stride",
     "stride_at", "dilation", "dilations", "groups", "base_width", "downsample", "params",
+    "cumulative_stride",
 }  # fmt: skip
 
 
@@ -129,7 +130,81 @@ def test_cpu_device_builds_real_tensors():
     assert result.exit_code == 0
 
 
+def test_flops_json_schema():
+    data = json.loads(run("flops", "resnet50", "--input", "224", "--json").output)
+    assert data["schema"] == "resnet-inspect/flops/1"
+    assert (data["model"], data["input"], data["batch"], data["output_stride"]) == ("resnet50", [224, 224], 1, 32)
+    assert data["params"] == 25_557_032 and data["flops"] == 2 * data["macs"]
+    assert round(data["macs"] / 1e9, 3) == 4.089  # torchvision's table
+    assert [s["name"] for s in data["stages"]] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    for stage in data["stages"]:
+        assert set(stage) == {"name", "params", "macs", "flops", "activations", "output", "stride"}
+    assert data["stages"][4]["output"] == [2048, 7, 7] and data["stages"][5]["output"] == [1000]
+    assert sum(s["macs"] for s in data["stages"]) == data["macs"]
+
+
+def test_flops_of_several_names_and_of_none_are_lists():
+    both = json.loads(run("flops", "resnet50", "resnet50_vd", "--json").output)
+    assert [d["model"] for d in both] == ["resnet50", "resnet50_vd"]
+    zoo = json.loads(run("flops", "--json").output)
+    assert "resnext101_64x4d" in [d["model"] for d in zoo] and len(zoo) > 30
+    assert "resnext101_64x4d" in run("flops").output
+
+
+def test_flops_output_stride_changes_the_feature_map():
+    data = json.loads(run("flops", "resnet101", "--input", "1024x2048", "--output-stride", "8", "--json").output)
+    assert data["output_stride"] == 8 and data["stages"][4]["output"] == [2048, 128, 256]
+
+
+def test_flops_per_block_and_layer():
+    per_block = json.loads(run("flops", "resnet18", "--per", "block", "--json").output)
+    assert len(per_block["blocks"]) == 8
+    per_layer = json.loads(run("flops", "resnet18", "--per", "layer", "--json").output)
+    assert per_layer["layers"][0]["name"] == "conv1" and per_layer["layers"][0]["output"] == [64, 112, 112]
+    assert "layer4.1.conv2" in run("flops", "resnet18", "--per", "layer").output
+
+
+def test_flops_count_fvcore_reproduces_fvcores_total():
+    pytest.importorskip("fvcore")
+    data = json.loads(run("flops", "resnet18", "--input", "64", "--count", "fvcore", "--json").output)
+    ops = data["fvcore"]["by_operator"]
+    assert data["fvcore"]["total"] == sum(ops.values())
+    assert ops["conv"] + ops["linear"] == data["macs"]
+    assert sum(data["fvcore"]["stages"].values()) == data["fvcore"]["total"]
+
+
+def test_rf_json_schema():
+    data = json.loads(run("rf", "resnet50", "--json").output)
+    assert data["schema"] == "resnet-inspect/rf/1" and data["output_stride"] == 32
+    assert [s["name"] for s in data["stages"]] == ["layer1", "layer2", "layer3", "layer4"]
+    assert data["stages"][-1]["size"] == 427 and data["stages"][-1]["stride"] == 32
+    assert set(data["stages"][0]) >= {"name", "size", "stride", "padding", "center", "aligned"}
+    assert len(data["blocks"]) == 16
+
+
+def test_rf_table():
+    out = run("rf", "resnet50_vd", "--output-stride", "16", "--multi-grid", "1,2,4").output
+    assert "layer4" in out and "output stride 16" in out
+
+
+def test_show_with_input_adds_output_sizes_and_strides():
+    out = run("show", "resnet101", "--input", "513", "--output-stride", "16").output
+    assert "2048x33x33" in out
+    data = json.loads(run("show", "resnet50", "--input", "97x131", "--format", "json").output)
+    assert data["input"] == [97, 131]
+    assert data["blocks"][-1]["output"] == [2048, 4, 5] and data["blocks"][-1]["cumulative_stride"] == 32
+
+
 BAD_INPUT = [
+    (["flops", "resnet50", "--input", "0"], "positive"),
+    (["flops", "resnet50", "--input", "12x"], "N or HxW"),
+    (["flops", "resnet50", "--input", "axb"], "N or HxW"),
+    (["flops", "resnet50", "--input", "-5"], "N or HxW"),
+    (["flops", "resnet50", "--batch", "0"], "batch must be at least 1"),
+    (["flops", "resnet50", "--count", "fvcore", "--device", "meta"], "real forward pass"),
+    (["flops", "resnet50", "nosuchnet"], "unknown model 'nosuchnet'"),
+    (["rf", "resnet50", "--output-stride", "4"], "output stride must be 8, 16 or 32"),
+    (["show", "resnet50", "--input", "3x3x3"], "N or HxW"),
     (["show", "resnet5O"], "closest: resnet50"),
     (["show", "resnet77"], "no stage table for depth 77"),
     (["show", "resnext18_32x4d"], "basic blocks"),

@@ -1,0 +1,242 @@
+"""Pure functions over records: costs (parameters, MACs, FLOPs, activations, shapes) at an input
+size, and receptive fields. No modules, tensors or caches: the arithmetic of rules.py applied
+along the network, so a 16384x16384 input costs what a 224x224 one does.
+
+Conventions (docs/conventions.md):
+- MACs: multiply-accumulates of convolutions and linear layers. This is what torchvision's model
+  tables, fvcore, timm and the ResNet/ResNeXt papers call "FLOPs".
+- FLOPs: 2 x MACs (torch.utils.flop_counter's convention).
+- Activations: output elements of convolution and linear layers (fvcore's ActivationCountAnalysis);
+  activation bytes = activations x the element size of the dtype.
+- Receptive fields: Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural
+  Networks", Distill 2019, with dilation (effective kernel d(k-1)+1) and, at a residual sum, the
+  union of what the two branches see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import InspectError
+from .rules import Field, Op, Shape, activations, macs, out_shape, rf_step
+from .walker import BlockRecord, NetRecord
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One op at a given input: what it outputs and what it costs (per batch)."""
+
+    name: str
+    kind: str
+    part: str  # stem, layer1.0, ..., head
+    output: Shape
+    params: int
+    macs: int
+    activations: int
+
+
+@dataclass(frozen=True)
+class PartCost:
+    """A stage (stem, layer1..4, head) or a block: totals and the shape it hands on."""
+
+    name: str
+    params: int
+    macs: int
+    flops: int
+    activations: int
+    output: Shape
+    stride: int  # cumulative stride at its output
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Every number of `flops` for one model at one input size and batch."""
+
+    model: str
+    input: tuple[int, int]
+    batch: int
+    output_stride: int
+    params: int
+    macs: int
+    flops: int
+    activations: int
+    activation_bytes: int
+    dtype: str
+    stages: tuple[PartCost, ...]
+    blocks: tuple[PartCost, ...]
+    layers: tuple[LayerCost, ...]
+
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def _through(ops: Iterable[Op], shape: Shape, part: str, batch: int, label: str, in_hw: tuple[int, int]):
+    rows: list[LayerCost] = []
+    for op in ops:
+        if op.kind == "linear":
+            features = math.prod(shape)
+            if features != op.in_ch:
+                raise InspectError(
+                    f"{label}: {op.name} expects {op.in_ch} features but receives {features} at "
+                    f"{in_hw[0]}x{in_hw[1]}"
+                )
+        elif op.kind in ("conv", "bn") and shape[0] != op.in_ch:
+            raise InspectError(f"{label}: {op.name} expects {op.in_ch} channels but receives {shape[0]}")
+        new = out_shape(op, shape)
+        if any(d < 1 for d in new[1:]):
+            raise InspectError(
+                f"input {in_hw[0]}x{in_hw[1]} is too small for {label}: {op.name} would produce "
+                f"{new[1]}x{new[2]} from {shape[1]}x{shape[2]}"
+            )
+        rows.append(LayerCost(op.name, op.kind, part, new, op.params, macs(op, new) * batch,
+                              activations(op, new) * batch))  # fmt: skip
+        shape = new
+    return shape, rows
+
+
+def _part(name: str, rows: Sequence[LayerCost], params: int, output: Shape, stride: int) -> PartCost:
+    total = sum(r.macs for r in rows)
+    return PartCost(name, params, total, 2 * total, sum(r.activations for r in rows), output, stride)
+
+
+def _stride(ops: Iterable[Op]) -> int:
+    return math.prod(op.stride[0] for op in ops if op.is_window)
+
+
+def check_input(height: int, width: int, batch: int = 1) -> None:
+    """InspectError for a non-positive size or batch."""
+    if height < 1 or width < 1:
+        raise InspectError(f"input size must be positive, got {height}x{width}")
+    if batch < 1:
+        raise InspectError(f"batch must be at least 1, got {batch}")
+
+
+def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str = "float32") -> Costs:
+    """Parameters, MACs, FLOPs, activations and shapes of every layer, block and stage."""
+    check_input(height, width, batch)
+    if dtype not in DTYPE_BYTES:
+        raise InspectError(f"unknown dtype {dtype!r}: {', '.join(DTYPE_BYTES)}")
+    label, hw = record.model, (height, width)
+    shape: Shape = (record.stem.in_ch, height, width)
+    shape, stem_rows = _through(record.stem.ops, shape, "stem", batch, label, hw)
+    stride = record.stem.stride
+    stages = [_part("stem", stem_rows, record.stem.params, shape, stride)]
+    layers, blocks = list(stem_rows), []
+    for stage in record.stages:
+        stage_rows: list[LayerCost] = []
+        stage_blocks = [b for b in record.blocks if b.stage == stage]
+        for block in stage_blocks:
+            main, main_rows = _through(block.main, shape, block.name, batch, label, hw)
+            short, short_rows = _through(block.shortcut, shape, block.name, batch, label, hw)
+            if main != short:
+                raise InspectError(
+                    f"input {height}x{width}: {block.name}'s branches disagree ({_fmt(main)} vs "
+                    f"{_fmt(short)}); the module would fail in forward"
+                )
+            shape, stride = main, stride * block.stride
+            rows = main_rows + short_rows
+            blocks.append(_part(block.name, rows, block.params, shape, stride))
+            stage_rows += rows
+        stages.append(_part(stage, stage_rows, sum(b.params for b in stage_blocks), shape, stride))
+        layers += stage_rows
+    shape, head_rows = _through(record.head, shape, "head", batch, label, hw)
+    stages.append(_part("head", head_rows, sum(op.params for op in record.head), shape, stride))
+    layers += head_rows
+    total = sum(r.macs for r in layers)
+    acts = sum(r.activations for r in layers)
+    trunk_stride = stages[-2].stride
+    return Costs(
+        model=record.model, input=hw, batch=batch, output_stride=trunk_stride, params=record.params,
+        macs=total, flops=2 * total, activations=acts, activation_bytes=acts * DTYPE_BYTES[dtype],
+        dtype=dtype, stages=tuple(stages), blocks=tuple(blocks), layers=tuple(layers),
+    )  # fmt: skip
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(map(str, shape))
+
+
+# -- receptive fields ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    """Receptive field of the units at a block's or stage's output (vertical axis)."""
+
+    name: str
+    size: int
+    stride: int  # the jump: input pixels between neighbouring units
+    padding: int  # effective padding: how far unit 0's field starts before pixel 0
+    center: int | float  # centre of unit 0's field in input coordinates
+    aligned: bool  # the residual branches have the same jump and the same centre
+    main_size: int  # the residual branch alone
+    shortcut_size: int  # the shortcut branch alone (= the block input's for an identity)
+
+
+@dataclass(frozen=True)
+class FieldReport:
+    """Receptive fields of a model: after the stem, every block and every stage."""
+
+    model: str
+    output_stride: int
+    stem: FieldRow
+    blocks: tuple[FieldRow, ...]
+    stages: tuple[FieldRow, ...]
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def _row(name: str, field: Field, aligned: bool, main: Field, short: Field) -> FieldRow:
+    return FieldRow(name, field.size, field.jump, field.padding, _number(field.center), aligned,
+                    main.size, short.size)  # fmt: skip
+
+
+def _fields(ops: Iterable[Op], field: Field, axis: int) -> Field:
+    for op in ops:
+        try:
+            field = rf_step(op, field, axis)
+        except ValueError as error:
+            raise InspectError(f"{op.name}: {error}") from None
+    return field
+
+
+def block_field(block: BlockRecord, field: Field, axis: int = 0) -> tuple[Field, Field, Field]:
+    """The fields of a block's output, its main branch and its shortcut, from its input's."""
+    main = _fields(block.main, field, axis)
+    short = _fields(block.shortcut, field, axis)
+    return main.union(short), main, short
+
+
+def receptive_fields(record: NetRecord, axis: int = 0) -> FieldReport:
+    """Theoretical receptive field, jump, effective padding and centre after every block and stage."""
+    field = _fields(record.stem.ops, Field(1, 1, 0), axis)
+    stem = _row("stem", field, True, field, field)
+    blocks: list[FieldRow] = []
+    stages: list[FieldRow] = []
+    for stage in record.stages:
+        stage_aligned = True
+        for block in (b for b in record.blocks if b.stage == stage):
+            field, main, short = block_field(block, field, axis)
+            aligned = main.jump == short.jump and main.center == short.center
+            stage_aligned &= aligned
+            blocks.append(_row(block.name, field, aligned, main, short))
+        last = blocks[-1]
+        stages.append(FieldRow(stage, last.size, last.stride, last.padding, last.center, stage_aligned,
+                               last.main_size, last.shortcut_size))  # fmt: skip
+    return FieldReport(record.model, field.jump, stem, tuple(blocks), tuple(stages))
+
+
+def parse_input(text: str) -> tuple[int, int]:
+    """'224' -> (224, 224); '512x1024' -> (512, 1024) as height x width."""
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+        raise InspectError(
+            f"input size must be N or HxW with positive integers (e.g. 224, 512x1024), got {text!r}"
+        )
+    height, width = int(parts[0]), int(parts[-1])
+    check_input(height, width)
+    return height, width

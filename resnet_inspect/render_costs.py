@@ -1,0 +1,196 @@
+"""Costs and receptive fields -> rich tables and JSON (flops, rf). Every number is labelled with its
+convention: MACs are multiply-accumulates, FLOPs = 2 x MACs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from .analysis import Costs, FieldReport, PartCost
+from .render import _table, count
+
+FLOPS_SCHEMA = "resnet-inspect/flops/1"
+RF_SCHEMA = "resnet-inspect/rf/1"
+CONVENTION = (
+    "MACs = multiply-accumulates of conv and linear layers (what torchvision, fvcore and the papers "
+    "call FLOPs); FLOPs = 2 x MACs; activations = output elements of conv and linear layers"
+)
+
+
+def giga(n: int) -> str:
+    """4089184256 -> '4.089 G'."""
+    return f"{n / 1e9:.3f} G"
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """(256, 56, 56) -> '256x56x56'."""
+    return "x".join(map(str, shape))
+
+
+def _share_bar(part: int, total: int) -> Any:
+    from rich.bar import Bar
+
+    return Bar(size=1.0, begin=0.0, end=part / total if total else 0.0, width=12)
+
+
+def costs_tables(costs: Costs, per: str = "stage") -> list[Any]:
+    """`flops` for one model: a header, then one row per stage, block or layer."""
+    from rich.text import Text
+
+    header = Text()
+    header.append(costs.model, style="bold")
+    header.append(
+        f" at {costs.input[0]}x{costs.input[1]}, batch {costs.batch}, output stride {costs.output_stride}\n"
+        f"params {count(costs.params)}   MACs {count(costs.macs)} ({giga(costs.macs)})   "
+        f"FLOPs {count(costs.flops)} ({giga(costs.flops)})\n"
+        f"activations {count(costs.activations)} ({costs.activation_bytes / 2**20:,.1f} MiB as {costs.dtype})"
+    )
+    out: list[Any] = [header]
+    if per == "layer":
+        table = _table("per layer", [("layer", True), ("kind", True), ("output", True), ("params", False),
+                                     ("MACs", False), ("activations", False)])  # fmt: skip
+        for row in costs.layers:
+            table.add_row(row.name, row.kind, shape_text(row.output), count(row.params), count(row.macs),
+                          count(row.activations))  # fmt: skip
+        out.append(table)
+    else:
+        parts = costs.stages if per == "stage" else costs.blocks
+        table = _table(f"per {per}", [("name", True), ("params", False), ("MACs", False), ("FLOPs", False),
+                                      ("activations", False), ("output", True), ("stride", False),
+                                      ("MACs share", True)])  # fmt: skip
+        for part in parts:
+            table.add_row(part.name, count(part.params), count(part.macs), count(part.flops),
+                          count(part.activations), shape_text(part.output), str(part.stride),
+                          _share_bar(part.macs, costs.macs))  # fmt: skip
+        table.add_row("total", count(costs.params), count(costs.macs), count(costs.flops),
+                      count(costs.activations), "", "", "", style="bold")  # fmt: skip
+        out.append(table)
+    out.append(Text(CONVENTION, style="dim"))
+    return out
+
+
+def zoo_costs_table(all_costs: Sequence[Costs]) -> Any:
+    """The model-zoo table: one row per model at one input."""
+    first = all_costs[0]
+    table = _table(
+        f"{len(all_costs)} models at {first.input[0]}x{first.input[1]}, batch {first.batch} "
+        "(MACs = multiply-accumulates, FLOPs = 2 x MACs)",
+        [("name", True), ("params", False), ("GMACs", False), ("GFLOPs", False), ("MACs", False),
+         ("output stride", False)],
+    )  # fmt: skip
+    for c in all_costs:
+        table.add_row(c.model, count(c.params), f"{c.macs / 1e9:.3f}", f"{c.flops / 1e9:.3f}", count(c.macs),
+                      str(c.output_stride))  # fmt: skip
+    return table
+
+
+def _part_dict(part: PartCost) -> dict[str, Any]:
+    data = asdict(part)
+    data["output"] = list(part.output)
+    return data
+
+
+def costs_data(costs: Costs, per: str = "stage") -> dict[str, Any]:
+    """`flops --json` for one model (schema resnet-inspect/flops/1, docs/cli.md)."""
+    data: dict[str, Any] = {
+        "schema": FLOPS_SCHEMA,
+        "model": costs.model,
+        "input": list(costs.input),
+        "batch": costs.batch,
+        "output_stride": costs.output_stride,
+        "params": costs.params,
+        "macs": costs.macs,
+        "flops": costs.flops,
+        "activations": costs.activations,
+        "activation_bytes": costs.activation_bytes,
+        "dtype": costs.dtype,
+        "convention": {"macs": "conv + linear multiply-accumulates", "flops": "2 x macs",
+                       "activations": "conv + linear output elements"},  # fmt: skip
+        "stages": [_part_dict(p) for p in costs.stages],
+    }
+    if per == "block":
+        data["blocks"] = [_part_dict(p) for p in costs.blocks]
+    if per == "layer":
+        data["layers"] = [{**asdict(row), "output": list(row.output)} for row in costs.layers]
+    return data
+
+
+# -- fvcore ---------------------------------------------------------------------------------------
+
+
+def fvcore_tables(costs: Costs, fvcore: dict[str, Any]) -> list[Any]:
+    """`flops --count fvcore`: fvcore's own total per stage beside our conv + linear MACs."""
+    from rich.text import Text
+
+    header = Text()
+    header.append(costs.model, style="bold")
+    header.append(
+        f" at {costs.input[0]}x{costs.input[1]}, batch {costs.batch}: fvcore FlopCountAnalysis total "
+        f"{count(fvcore['total'])} ({giga(fvcore['total'])})"
+    )
+    table = _table("per stage", [("name", True), ("fvcore", False), ("MACs (ours)", False)])
+    for stage in costs.stages:
+        table.add_row(stage.name, count(fvcore["stages"][stage.name]), count(stage.macs))
+    table.add_row("total", count(fvcore["total"]), count(costs.macs), style="bold")
+    ops = _table("fvcore by operator", [("operator", True), ("count", False)])
+    for name, value in sorted(fvcore["by_operator"].items()):
+        ops.add_row(name, count(value))
+    note = Text(
+        "fvcore counts one multiply-add as one flop for conv and linear (= our MACs) and adds "
+        "batch-norm (2 per element) and adaptive pooling (1 per input element) work; "
+        f"unsupported ops it skipped: {', '.join(fvcore['unsupported']) or 'none'}",
+        style="dim",
+    )
+    return [header, table, ops, note]
+
+
+# -- receptive fields -----------------------------------------------------------------------------
+
+
+def _aligned(flag: bool) -> Any:
+    from rich.text import Text
+
+    return Text("yes", style="green") if flag else Text("no", style="yellow")
+
+
+def rf_tables(report: FieldReport, per: str = "block") -> list[Any]:
+    """`rf`: the stage table, then (per block) one row per block."""
+    from rich.text import Text
+
+    header = Text()
+    header.append(report.model, style="bold")
+    header.append(f"  output stride {report.output_stride}")
+    columns = [("name", True), ("size", False), ("jump", False), ("padding", False), ("center", False),
+               ("aligned", True), ("main", False), ("shortcut", False)]  # fmt: skip
+    out: list[Any] = [header]
+    stage_table = _table("per stage (theoretical receptive field of one unit, input pixels)", columns)
+    for row in (report.stem, *report.stages):
+        stage_table.add_row(row.name, str(row.size), str(row.stride), str(row.padding), str(row.center),
+                            _aligned(row.aligned), str(row.main_size), str(row.shortcut_size))  # fmt: skip
+    out.append(stage_table)
+    if per == "block":
+        block_table = _table("per block", columns)
+        for row in report.blocks:
+            block_table.add_row(row.name, str(row.size), str(row.stride), str(row.padding), str(row.center),
+                                _aligned(row.aligned), str(row.main_size), str(row.shortcut_size))  # fmt: skip
+        out.append(block_table)
+    out.append(Text(
+        "size: pixels one unit sees; jump: pixels between neighbouring units; padding: how far unit 0's "
+        "field starts before pixel 0; center: centre of unit 0's field; aligned: the residual branch and "
+        "the shortcut have the same jump and centre (main/shortcut: each branch's own size)",
+        style="dim",
+    ))  # fmt: skip
+    return out
+
+
+def rf_data(report: FieldReport) -> dict[str, Any]:
+    """`rf --json` (schema resnet-inspect/rf/1, docs/cli.md)."""
+    return {
+        "schema": RF_SCHEMA,
+        "model": report.model,
+        "output_stride": report.output_stride,
+        "stem": asdict(report.stem),
+        "blocks": [asdict(row) for row in report.blocks],
+        "stages": [asdict(row) for row in report.stages],
+    }
