@@ -11,8 +11,9 @@ from .names import resolve
 from .spec import NetSpec
 from .walker import NetRecord
 from .walker import walk as _walk
+from .diff import diff as compare
 
-__all__ = ["build", "resolve", "walk", "inspect_name"]
+__all__ = ["build", "compare", "resolve", "walk", "inspect_name"]
 
 
 def build(name: str, device: str = "meta", init: bool = False, **overrides: Any) -> nn.Module:

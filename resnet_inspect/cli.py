@@ -115,6 +115,7 @@ def cli() -> None:
       resnet-inspect show resnet50_vd --output-stride 8 --format notes
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect rf resnet50d
+      resnet-inspect diff resnet50 resnet50_vd
       resnet-inspect list
     """
 
@@ -253,6 +254,50 @@ def rf(name: str, device: str | None, per: str, as_json: bool, **options: Any) -
     console = _console()
     for part in render_costs.rf_tables(report, per):
         console.print(part)
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("a")
+@click.argument("b")
+@model_options
+@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW",
+              help="Input height x width for costs and feature maps.")  # fmt: skip
+@click.option("--all", "show_all", is_flag=True, help="Also show rows that are equal.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json: bool, **options: Any) -> None:
+    """Two variants side by side: totals, stem, every block field that differs, state-dict names.
+
+    Each side may carry its own overrides after `@` (os8, grid=1-2-4, layers=3-4-6-3, ...; see
+    docs/cli.md); options given here apply to both sides. The same name with different settings is
+    a valid diff.
+
+    \b
+    Examples:
+      resnet-inspect diff resnet50 resnet50_vd
+      resnet-inspect diff resnet50d resnet50_vd --output-stride 8
+      resnet-inspect diff resnet101@os16 resnet101@os8 --input 513
+      resnet-inspect diff resnet50 resnext50_32x4d --json
+    """
+    from . import analysis, api, render, render_diff
+
+    height, width = analysis.parse_input(size)
+    overrides = _overrides(options)
+    sides = []
+    for label, text in (("A", a), ("B", b)):
+        try:
+            _, _, record = api.inspect_name(text, device=device or "meta", **overrides)
+            sides.append((record, analysis.costs(record, height, width), analysis.receptive_fields(record)))
+        except InspectError as error:
+            raise InspectError(f"{label} ({text.strip()}): {error}") from None
+    result = api.compare(*sides[0], *sides[1])
+    if as_json:
+        click.echo(render.to_json(render_diff.diff_data(result, show_all)))
+    elif result.identical:
+        click.echo(render_diff.identical_line(result))
+    else:
+        console = _console()
+        for part in render_diff.diff_tables(result, show_all):
+            console.print(part)
 
 
 @cli.command(name="list")

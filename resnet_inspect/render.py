@@ -74,15 +74,16 @@ BLOCK_COLUMNS = (("#", False), ("in", False), ("planes", False), ("width", False
 SHAPE_COLUMNS = (("output", False), ("cum", False))
 
 
-def _table(title: str, columns: Sequence[tuple[str, bool]]) -> Any:
-    """A compact rich table (fits 80 columns for a bottleneck stage)."""
+def _table(title: str, columns: Sequence[tuple[str, bool]], wrap_last: bool = False) -> Any:
+    """A compact rich table; cells never wrap (numbers stay whole) except the last column's when asked."""
     from rich import box
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   padding=(0, 0, 0, 0), show_edge=False)  # fmt: skip
-    for header, left in columns:
-        table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    for i, (header, left) in enumerate(columns):
+        wraps = wrap_last and i == len(columns) - 1
+        table.add_column(header, justify="left" if left else "right", no_wrap=not wraps)
     return table
 
 

@@ -79,6 +79,7 @@ class NetRecord:
     head: tuple[Op, ...]
     params: int
     unrecognised: tuple[str, ...]  # "name (Type)" of leaves with no rule
+    state: tuple[tuple[str, tuple[int, ...]], ...] = ()  # state-dict names and shapes, in order
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -243,4 +244,5 @@ def walk(model: nn.Module, label: str = "") -> NetRecord:
         head=tuple(head),
         params=sum(p.numel() for p in model.parameters()),
         unrecognised=tuple(unknown),
+        state=tuple((name, tuple(t.shape)) for name, t in model.state_dict().items()),
     )

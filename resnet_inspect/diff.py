@@ -1,0 +1,205 @@
+"""Two analysed networks side by side: totals, the stem, every block field, stage costs and the
+state-dict names. Pure functions over records, costs and receptive fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .analysis import Costs, FieldReport
+from .walker import BlockRecord, NetRecord, StemRecord
+
+BLOCK_FIELDS = (
+    "type", "inplanes", "planes", "width", "outplanes", "stride", "stride_at", "dilations",
+    "groups", "base_width", "downsample", "params",
+)  # fmt: skip
+STEM_FIELDS = ("kind", "convs", "widths", "pool", "out_ch", "stride", "params")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number on both sides."""
+
+    name: str
+    a: Any
+    b: Any
+
+    @property
+    def delta(self) -> Any:
+        """b - a for numbers, None otherwise."""
+        return self.b - self.a if isinstance(self.a, int) and isinstance(self.b, int) else None
+
+    @property
+    def ratio(self) -> float | None:
+        """b / a for numbers, None otherwise (or when a is 0)."""
+        if isinstance(self.a, int) and isinstance(self.b, int) and self.a:
+            return float(Fraction(self.b, self.a))
+        return None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the two sides differ."""
+        return self.a != self.b
+
+
+@dataclass(frozen=True)
+class BlockDiff:
+    """A block position: on both sides (with every field), or on one side only."""
+
+    name: str
+    status: str  # "same", "changed", "only_a", "only_b"
+    fields: tuple[Metric, ...]  # every compared field (status only_*: that side's values)
+
+
+@dataclass(frozen=True)
+class StageDiff:
+    """A stage: its costs on both sides and its blocks aligned by index."""
+
+    name: str
+    params: Metric
+    macs: Metric
+    output: Metric
+    blocks: tuple[BlockDiff, ...]
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything in the stage differs."""
+        return any(m.changed for m in (self.params, self.macs, self.output)) or any(
+            b.status != "same" for b in self.blocks
+        )
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    """State-dict names (parameters and buffers) for porting weights from A to B."""
+
+    only_a: tuple[str, ...]
+    only_b: tuple[str, ...]
+    reshaped: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    common: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Everything `diff` reports."""
+
+    a: str
+    b: str
+    input: tuple[int, int]
+    summary: tuple[Metric, ...]
+    stem: tuple[Metric, ...]
+    stages: tuple[StageDiff, ...]
+    state: StateDiff
+
+    @property
+    def identical(self) -> bool:
+        """Same structure, numbers and state-dict names and shapes."""
+        return (
+            not any(m.changed for m in (*self.summary, *self.stem))
+            and not any(s.changed for s in self.stages)
+            and not (self.state.only_a or self.state.only_b or self.state.reshaped)
+        )
+
+
+def shortcut_text(block: BlockRecord) -> str | None:
+    """The shortcut's layers in order, e.g. 'conv1x1/2' or 'avgpool2x2/2 + conv1x1'."""
+    if block.downsample is None:
+        return None
+    parts = []
+    for op in block.shortcut:
+        if op.kind in ("conv", "avgpool", "avgpool_same", "maxpool"):
+            name = "avgpool" if op.kind == "avgpool_same" else op.kind
+            stride = f"/{op.stride[0]}" if op.stride[0] != 1 else ""
+            same = "(same)" if op.kind == "avgpool_same" else ""
+            parts.append(f"{name}{op.kernel[0]}x{op.kernel[1]}{stride}{same}")
+    return " + ".join(parts)
+
+
+def _value(obj: object, field: str) -> Any:
+    if field == "downsample" and isinstance(obj, BlockRecord):
+        return shortcut_text(obj)
+    return getattr(obj, field)
+
+
+def _block_fields(block: BlockRecord, costs: Costs, other: BlockRecord | None = None,
+                  other_costs: Costs | None = None) -> tuple[Metric, ...]:  # fmt: skip
+    output = {b.name: b.output for b in costs.blocks}[block.name]
+    if other is None:
+        return tuple(Metric(f, _value(block, f), None) for f in BLOCK_FIELDS) + (Metric("output", output, None),)
+    assert other_costs is not None
+    other_output = {b.name: b.output for b in other_costs.blocks}[other.name]
+    return tuple(Metric(f, _value(block, f), _value(other, f)) for f in BLOCK_FIELDS) + (
+        Metric("output", output, other_output),
+    )
+
+
+def _stage(name: str, ra: NetRecord, ca: Costs, rb: NetRecord, cb: Costs) -> StageDiff:
+    blocks_a = [b for b in ra.blocks if b.stage == name]
+    blocks_b = [b for b in rb.blocks if b.stage == name]
+    rows: list[BlockDiff] = []
+    for index in range(max(len(blocks_a), len(blocks_b))):
+        if index >= len(blocks_b):
+            block = blocks_a[index]
+            rows.append(BlockDiff(block.name, "only_a", _block_fields(block, ca)))
+        elif index >= len(blocks_a):
+            block = blocks_b[index]
+            flipped = tuple(Metric(m.name, None, m.a) for m in _block_fields(block, cb))
+            rows.append(BlockDiff(block.name, "only_b", flipped))
+        else:
+            fields = _block_fields(blocks_a[index], ca, blocks_b[index], cb)
+            status = "changed" if any(m.changed for m in fields) else "same"
+            rows.append(BlockDiff(blocks_a[index].name, status, fields))
+    stage_a = next((s for s in ca.stages if s.name == name), None)
+    stage_b = next((s for s in cb.stages if s.name == name), None)
+    return StageDiff(
+        name,
+        Metric("params", stage_a.params if stage_a else 0, stage_b.params if stage_b else 0),
+        Metric("macs", stage_a.macs if stage_a else 0, stage_b.macs if stage_b else 0),
+        Metric("output", stage_a.output if stage_a else None, stage_b.output if stage_b else None),
+        tuple(rows),
+    )
+
+
+def _stem(a: StemRecord, b: StemRecord) -> tuple[Metric, ...]:
+    return tuple(Metric(f, getattr(a, f), getattr(b, f)) for f in STEM_FIELDS)
+
+
+def state_diff(a: NetRecord, b: NetRecord) -> StateDiff:
+    """Names only in A, only in B, and in both with different shapes."""
+    shapes_a, shapes_b = dict(a.state), dict(b.state)
+    return StateDiff(
+        only_a=tuple(n for n in shapes_a if n not in shapes_b),
+        only_b=tuple(n for n in shapes_b if n not in shapes_a),
+        reshaped=tuple((n, s, shapes_b[n]) for n, s in shapes_a.items() if n in shapes_b and s != shapes_b[n]),
+        common=sum(1 for n in shapes_a if n in shapes_b),
+    )
+
+
+def diff(ra: NetRecord, ca: Costs, fa: FieldReport, rb: NetRecord, cb: Costs, fb: FieldReport) -> Diff:
+    """A against B: totals, stem, stages and blocks, state-dict names."""
+    last_a, last_b = fa.stages[-1], fb.stages[-1]
+    summary = (
+        Metric("params", ca.params, cb.params),
+        Metric("macs", ca.macs, cb.macs),
+        Metric("flops", ca.flops, cb.flops),
+        Metric("activations", ca.activations, cb.activations),
+        Metric("feature map", ca.stages[-2].output, cb.stages[-2].output),
+        Metric("output stride", ca.output_stride, cb.output_stride),
+        Metric("receptive field", last_a.size, last_b.size),
+        Metric("receptive field jump", last_a.stride, last_b.stride),
+    )
+    names = list(dict.fromkeys([*ra.stages, *rb.stages]))
+    stages = tuple(_stage(name, ra, ca, rb, cb) for name in names)
+    head = StageDiff(
+        "head",
+        Metric("params", ca.stages[-1].params, cb.stages[-1].params),
+        Metric("macs", ca.stages[-1].macs, cb.stages[-1].macs),
+        Metric("output", ca.stages[-1].output, cb.stages[-1].output),
+        (),
+    )
+    stem = _stem(ra.stem, rb.stem) + (
+        Metric("macs", ca.stages[0].macs, cb.stages[0].macs),
+        Metric("output", ca.stages[0].output, cb.stages[0].output),
+    )
+    return Diff(ra.model, rb.model, ca.input, summary, stem, (*stages, head), state_diff(ra, rb))
