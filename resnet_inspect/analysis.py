@@ -67,6 +67,7 @@ class Costs:
     stages: tuple[PartCost, ...]
     blocks: tuple[PartCost, ...]
     layers: tuple[LayerCost, ...]
+    channels: int = 3  # of the input image
 
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -151,6 +152,7 @@ def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str
         model=record.model, input=hw, batch=batch, output_stride=trunk_stride, params=record.params,
         macs=total, flops=2 * total, activations=acts, activation_bytes=acts * DTYPE_BYTES[dtype],
         dtype=dtype, stages=tuple(stages), blocks=tuple(blocks), layers=tuple(layers),
+        channels=record.stem.in_ch,
     )  # fmt: skip
 
 
@@ -240,3 +242,20 @@ def parse_input(text: str) -> tuple[int, int]:
     height, width = int(parts[0]), int(parts[-1])
     check_input(height, width)
     return height, width
+
+
+def peak_activation_elements(costs: Costs) -> int:
+    """An upper bound on the activation elements alive at once in an inference forward pass.
+
+    Under no_grad a part (the stem, one block, the head) holds its input while it runs and, at
+    worst, every tensor its layers produce; the largest part bounds the whole pass."""
+    per_part: dict[str, int] = {}
+    for row in costs.layers:
+        per_part[row.part] = per_part.get(row.part, 0) + math.prod(row.output)
+    peak, previous = 0, (costs.channels, *costs.input)
+    parts = [("stem", costs.stages[0].output), *((b.name, b.output) for b in costs.blocks),
+             ("head", costs.stages[-1].output)]  # fmt: skip
+    for name, output in parts:
+        peak = max(peak, math.prod(previous) + per_part.get(name, 0))
+        previous = output
+    return peak * costs.batch

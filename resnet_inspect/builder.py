@@ -7,7 +7,10 @@ state dicts of both load with strict=True into the model of the same name.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +40,10 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
     return max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
 
 
-def _shortcut(in_ch: int, out_ch: int, shortcut: ShortcutSpec) -> nn.Sequential:
+def _shortcut(in_ch: int, out_ch: int, shortcut: ShortcutSpec, dd: dict[str, Any]) -> nn.Sequential:
     if shortcut.kind == "conv":
         return nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 1, stride=shortcut.stride, bias=False), nn.BatchNorm2d(out_ch)
+            nn.Conv2d(in_ch, out_ch, 1, stride=shortcut.stride, bias=False, **dd), nn.BatchNorm2d(out_ch, **dd)
         )
     pool: nn.Module
     if shortcut.pool == "avg":
@@ -49,7 +52,7 @@ def _shortcut(in_ch: int, out_ch: int, shortcut: ShortcutSpec) -> nn.Sequential:
         pool = SamePadAvgPool2d((2, 2), (1, 1), ceil_mode=True, count_include_pad=False)
     else:
         pool = nn.Identity()
-    return nn.Sequential(pool, nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch))
+    return nn.Sequential(pool, nn.Conv2d(in_ch, out_ch, 1, bias=False, **dd), nn.BatchNorm2d(out_ch, **dd))
 
 
 class BasicBlock(nn.Module):
@@ -57,16 +60,16 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, b: BlockSpec) -> None:
+    def __init__(self, b: BlockSpec, dd: dict[str, Any]) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
-            b.in_ch, b.planes, 3, b.stride, padding=b.first_dilation, dilation=b.first_dilation, bias=False
+            b.in_ch, b.planes, 3, b.stride, padding=b.first_dilation, dilation=b.first_dilation, bias=False, **dd
         )
-        self.bn1 = nn.BatchNorm2d(b.planes)
+        self.bn1 = nn.BatchNorm2d(b.planes, **dd)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(b.planes, b.planes, 3, padding=b.dilation, dilation=b.dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(b.planes)
-        self.downsample = _shortcut(b.in_ch, b.out_ch, b.shortcut) if b.shortcut else None
+        self.conv2 = nn.Conv2d(b.planes, b.planes, 3, padding=b.dilation, dilation=b.dilation, bias=False, **dd)
+        self.bn2 = nn.BatchNorm2d(b.planes, **dd)
+        self.downsample = _shortcut(b.in_ch, b.out_ch, b.shortcut, dd) if b.shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
@@ -81,11 +84,11 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, b: BlockSpec) -> None:
+    def __init__(self, b: BlockSpec, dd: dict[str, Any]) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = (b.stride, 1) if b.stride_at == "1x1" else (1, b.stride)
-        self.conv1 = nn.Conv2d(b.in_ch, b.width, 1, stride_1x1, bias=False)
-        self.bn1 = nn.BatchNorm2d(b.width)
+        self.conv1 = nn.Conv2d(b.in_ch, b.width, 1, stride_1x1, bias=False, **dd)
+        self.bn1 = nn.BatchNorm2d(b.width, **dd)
         self.conv2 = nn.Conv2d(
             b.width,
             b.width,
@@ -95,12 +98,13 @@ class Bottleneck(nn.Module):
             dilation=b.first_dilation,
             groups=b.groups,
             bias=False,
+            **dd,
         )
-        self.bn2 = nn.BatchNorm2d(b.width)
-        self.conv3 = nn.Conv2d(b.width, b.out_ch, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(b.out_ch)
+        self.bn2 = nn.BatchNorm2d(b.width, **dd)
+        self.conv3 = nn.Conv2d(b.width, b.out_ch, 1, bias=False, **dd)
+        self.bn3 = nn.BatchNorm2d(b.out_ch, **dd)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(b.in_ch, b.out_ch, b.shortcut) if b.shortcut else None
+        self.downsample = _shortcut(b.in_ch, b.out_ch, b.shortcut, dd) if b.shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """relu(bn3(conv3(...conv1(x))) + shortcut(x))."""
@@ -111,40 +115,41 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-def _stem_conv(stem: StemSpec) -> nn.Module:
+def _stem_conv(stem: StemSpec, dd: dict[str, Any]) -> nn.Module:
     if stem.kind == "classic":
-        return nn.Conv2d(3, stem.out_ch, 7, 2, padding=3, bias=False)
+        return nn.Conv2d(3, stem.out_ch, 7, 2, padding=3, bias=False, **dd)
     w0, w1, w2 = stem.widths
     return nn.Sequential(
-        nn.Conv2d(3, w0, 3, 2, padding=1, bias=False),
-        nn.BatchNorm2d(w0),
+        nn.Conv2d(3, w0, 3, 2, padding=1, bias=False, **dd),
+        nn.BatchNorm2d(w0, **dd),
         nn.ReLU(inplace=True),
-        nn.Conv2d(w0, w1, 3, 1, padding=1, bias=False),
-        nn.BatchNorm2d(w1),
+        nn.Conv2d(w0, w1, 3, 1, padding=1, bias=False, **dd),
+        nn.BatchNorm2d(w1, **dd),
         nn.ReLU(inplace=True),
-        nn.Conv2d(w1, w2, 3, 1, padding=1, bias=False),
+        nn.Conv2d(w1, w2, 3, 1, padding=1, bias=False, **dd),
     )
 
 
 class ResNet(nn.Module):
     """The whole family from one NetSpec: stem, layer1..4, global average pool, fc."""
 
-    def __init__(self, spec: NetSpec) -> None:
+    def __init__(self, spec: NetSpec, device: str | torch.device | None = None) -> None:
         super().__init__()
+        dd = {"device": device}
         self.spec = spec
         stem = spec.stem_spec()
-        self.conv1 = _stem_conv(stem)
-        self.bn1 = nn.BatchNorm2d(stem.out_ch)
+        self.conv1 = _stem_conv(stem, dd)
+        self.bn1 = nn.BatchNorm2d(stem.out_ch, **dd)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         block_class = Bottleneck if spec.block == "bottleneck" else BasicBlock
         blocks = spec.blocks()
         for stage in range(1, len(spec.layers) + 1):
-            stage_blocks = [block_class(b) for b in blocks if b.stage == stage]
+            stage_blocks = [block_class(b, dd) for b in blocks if b.stage == stage]
             self.add_module(f"layer{stage}", nn.Sequential(*stage_blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         out_ch = blocks[-1].out_ch
-        self.fc = nn.Linear(out_ch, spec.num_classes) if spec.num_classes else nn.Identity()
+        self.fc = nn.Linear(out_ch, spec.num_classes, **dd) if spec.num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The trunk: stem and every stage, before pooling."""
@@ -189,17 +194,40 @@ def init_weights(model: nn.Module) -> None:
             m.reset_parameters()
 
 
+@contextlib.contextmanager
+def _no_reset() -> Iterator[None]:
+    """Layers skip their default initialisation while built (they are created on the meta device,
+    where it would only cost time; `init_weights` gives real ones). Not thread-safe."""
+    classes = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+    own = [cls.__dict__.get("reset_parameters") for cls in classes]  # None: inherited
+    for cls in classes:
+        cls.reset_parameters = _skip  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for cls, method in zip(classes, own):
+            if method is None:
+                del cls.reset_parameters
+            else:
+                cls.reset_parameters = method  # type: ignore[method-assign]
+
+
+def _skip(self: nn.Module) -> None:
+    return None
+
+
 def build(spec: NetSpec, device: str = "meta", init: bool = False) -> ResNet:
     """The module for `spec` on `device`; weights are left uninitialised unless `init` (the
     layers are created on the meta device, so inspecting never pays for initialisation)."""
     target = check_device(device)
-    with torch.device("meta"):
-        model = ResNet(spec)
-    if target.type != "meta":
-        check_fits(model, target)
-        model = model.to_empty(device=target)
-        if init:
-            init_weights(model)
+    with _no_reset():
+        model = ResNet(spec, device="meta")
+    if target.type == "meta":
+        return model  # nothing will run: train/eval mode is moot, and setting it costs a walk
+    check_fits(model, target)
+    model = model.to_empty(device=target)
+    if init:
+        init_weights(model)
     return model.eval()
 
 

@@ -116,6 +116,7 @@ def cli() -> None:
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect rf resnet50d
       resnet-inspect diff resnet50 resnet50_vd
+      resnet-inspect bench resnet50 --device cpu --iters 10
       resnet-inspect list
     """
 
@@ -208,10 +209,7 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
                     console.print(part)
                 console.print()
         return
-    all_costs = []
-    for name in chosen:
-        _, _, record = api.inspect_name(name, device=device or "meta", **overrides)
-        all_costs.append(analysis.costs(record, height, width, batch))
+    all_costs = api.costs_of_names(list(chosen), height, width, batch, device=device or "meta", **overrides)
     if as_json:
         data = [render_costs.costs_data(c, per) for c in all_costs]
         click.echo(render.to_json(data[0] if len(names) == 1 else data))
@@ -285,7 +283,7 @@ def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json:
     sides = []
     for label, text in (("A", a), ("B", b)):
         try:
-            _, _, record = api.inspect_name(text, device=device or "meta", **overrides)
+            _, _, record = api.inspect_name(text, device=device or "meta", state=True, **overrides)
             sides.append((record, analysis.costs(record, height, width), analysis.receptive_fields(record)))
         except InspectError as error:
             raise InspectError(f"{label} ({text.strip()}): {error}") from None
@@ -298,6 +296,55 @@ def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json:
         console = _console()
         for part in render_diff.diff_tables(result, show_all):
             console.print(part)
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("name")
+@model_options
+@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
+@click.option("--batch", default=1, show_default=True, type=int, help="Images per forward pass.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
+@click.option("--channels-last", is_flag=True, help="Run in channels-last memory format.")
+@click.option("--warmup", default=5, show_default=True, type=int, help="Untimed iterations first.")
+@click.option("--iters", default=20, show_default=True, type=int, help="Timed iterations.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def bench(name: str, device: str | None, size: str, batch: int, dtype: str, channels_last: bool, warmup: int,
+          iters: int, as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Real forward latency and throughput with random weights (the one command that runs the network).
+
+    Warm-up, then timed iterations (CUDA synchronised, cudnn.benchmark on), median and spread,
+    images/s and peak memory (CUDA: max allocated; CPU: process peak RSS). The memory a run needs
+    is estimated first; a run that would not fit is refused with the estimate.
+
+    \b
+    Examples:
+      resnet-inspect bench resnet50 --device cpu --input 224 --iters 10
+      resnet-inspect bench resnet101_vd --device cuda --batch 32 --dtype float16 --channels-last
+      resnet-inspect bench resnet50@os8 --device cuda --input 512x1024 --json
+    """
+    from . import analysis, api, render, render_costs
+    from . import bench as benchmark
+
+    height, width = analysis.parse_input(size)
+    analysis.check_input(height, width, batch)
+    target = device or "cpu"
+    _, model, record = api.inspect_name(name, device="meta", **_overrides(options))
+    costs = analysis.costs(record, height, width, batch, dtype=dtype)
+    benchmark.preflight(model, costs, target, dtype, warmup, iters)
+    if as_json:
+        result = benchmark.run(model, costs, target, dtype, channels_last, warmup, iters)
+        click.echo(render.to_json(render_costs.bench_data(result)))
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rich.console import Console
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+        task = bar.add_task(f"{record.model} on {target}", total=warmup + iters)
+        result = benchmark.run(model, costs, target, dtype, channels_last, warmup, iters,
+                               progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+    _console().print(render_costs.bench_table(result))
 
 
 @cli.command(name="list")

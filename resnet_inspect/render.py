@@ -8,9 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .analysis import Costs
+from typing import TYPE_CHECKING
+
 from .spec import NetSpec
-from .walker import BlockRecord, NetRecord
+
+if TYPE_CHECKING:  # records come from torch-backed modules; rendering itself needs no torch
+    from .analysis import Costs
+    from .walker import BlockRecord, NetRecord
 
 SHOW_SCHEMA = "resnet-inspect/show/1"
 BLOCK_FIELDS = (

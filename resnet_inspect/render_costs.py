@@ -7,8 +7,13 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .analysis import Costs, FieldReport, PartCost
+from typing import TYPE_CHECKING
+
 from .render import _table, count
+
+if TYPE_CHECKING:
+    from .analysis import Costs, FieldReport, PartCost
+    from .bench import BenchResult
 
 FLOPS_SCHEMA = "resnet-inspect/flops/1"
 RF_SCHEMA = "resnet-inspect/rf/1"
@@ -194,3 +199,31 @@ def rf_data(report: FieldReport) -> dict[str, Any]:
         "blocks": [asdict(row) for row in report.blocks],
         "stages": [asdict(row) for row in report.stages],
     }
+
+
+# -- bench ----------------------------------------------------------------------------------------
+
+
+def bench_table(r: BenchResult) -> Any:
+    """`bench`: latency, throughput and memory of one configuration."""
+    table = _table(
+        f"{r.model} on {r.device} ({r.device_name}), {r.dtype}"
+        f"{', channels_last' if r.channels_last else ''}, batch {r.batch}, {r.input[0]}x{r.input[1]}, "
+        f"{r.threads} threads: {r.iters} timed iterations after {r.warmup} warm-up",
+        [("", True), ("value", False)],
+    )
+    table.add_row("latency median", f"{r.latency_ms_median:.2f} ms")
+    table.add_row("latency min - max", f"{r.latency_ms_min:.2f} - {r.latency_ms_max:.2f} ms")
+    table.add_row("latency IQR", f"{r.latency_ms_iqr:.2f} ms")
+    table.add_row("throughput", f"{r.images_per_s:,.1f} images/s")
+    table.add_row(f"peak memory ({r.peak_memory_kind})", f"{r.peak_memory_bytes / 2**20:,.1f} MiB")
+    table.add_row("estimated need (weights + live activations)", f"{r.estimated_bytes / 2**20:,.1f} MiB")
+    return table
+
+
+def bench_data(r: BenchResult) -> dict[str, Any]:
+    """`bench --json` (schema resnet-inspect/bench/1, docs/cli.md)."""
+    data = asdict(r)
+    data["input"] = list(r.input)
+    data["latencies_ms"] = list(r.latencies_ms)
+    return {"schema": "resnet-inspect/bench/1", **data}

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .diff import BlockDiff, Diff, Metric, StageDiff
+from typing import TYPE_CHECKING
+
 from .render import _table, count
 from .render_costs import shape_text
+
+if TYPE_CHECKING:
+    from .diff import BlockDiff, Diff, Metric, StageDiff
 
 DIFF_SCHEMA = "resnet-inspect/diff/1"
 FIRST = 5  # names listed per state-dict section

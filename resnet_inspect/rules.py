@@ -54,7 +54,9 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
 
 def own_params(module: nn.Module) -> int:
     """Parameters held by the module itself, not its children."""
-    return sum(p.numel() for p in module.parameters(recurse=False))
+    # `_parameters` is what parameters(recurse=False) walks, without its generator machinery,
+    # which would dominate the walk of a large model.
+    return sum(p.numel() for p in module._parameters.values() if p is not None)
 
 
 def read_conv(name: str, m: nn.Conv2d) -> Op:

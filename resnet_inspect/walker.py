@@ -16,7 +16,7 @@ from typing import Literal
 from torch import nn
 
 from .errors import InspectError
-from .rules import Op, reader_for
+from .rules import Op, own_params, reader_for
 
 SHORTCUT_NAMES = ("downsample", "shortcut")
 CONTAINERS = (nn.Sequential, nn.ModuleList)
@@ -79,7 +79,7 @@ class NetRecord:
     head: tuple[Op, ...]
     params: int
     unrecognised: tuple[str, ...]  # "name (Type)" of leaves with no rule
-    state: tuple[tuple[str, tuple[int, ...]], ...] = ()  # state-dict names and shapes, in order
+    state: tuple[tuple[str, tuple[int, ...]], ...] = ()  # state-dict names and shapes (walk(state=True))
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -87,56 +87,66 @@ class NetRecord:
         return tuple(dict.fromkeys(b.stage for b in self.blocks))
 
 
-def _leaf_ops(prefix: str, module: nn.Module, unknown: list[str], skip: tuple[str, ...] = ()) -> list[Op]:
-    """Ops of every leaf under `module` in registration (= forward) order."""
-    ops: list[Op] = []
-    for name, child in module.named_modules(prefix=prefix):
-        local = name[len(prefix) + 1 :] if prefix else name
-        if any(local == s or local.startswith(s + ".") for s in skip):
-            continue
-        if isinstance(child, CONTAINERS):
-            continue
-        has_children = next(iter(child.children()), None) is not None
-        if has_children:
-            if next(iter(child.parameters(recurse=False)), None) is not None:
-                unknown.append(f"{name} ({type(child).__name__}, holds parameters itself)")
-            continue
-        reader = reader_for(child)
-        if reader == "ignore":
-            continue
+def _subtree(prefix: str, module: nn.Module, unknown: list[str]) -> tuple[list[Op], int]:
+    """Ops of every leaf under `module` in registration (= forward) order, and the parameters of
+    the whole subtree, in one pass."""
+    params = own_params(module)
+    children = list(module.named_children())
+    if not children:
+        reader = reader_for(module)
         if reader is None:
-            unknown.append(f"{name} ({type(child).__name__})")
-            continue
-        ops.append(reader(name, child))
-    return ops
+            unknown.append(f"{prefix} ({type(module).__name__})")
+            return [], params
+        return ([] if reader == "ignore" else [reader(prefix, module)]), params
+    if params and not isinstance(module, CONTAINERS):
+        unknown.append(f"{prefix} ({type(module).__name__}, holds parameters itself)")
+    ops: list[Op] = []
+    for name, child in children:
+        child_ops, child_params = _subtree(f"{prefix}.{name}" if prefix else name, child, unknown)
+        ops += child_ops
+        params += child_params
+    return ops, params
 
 
-def _shortcut_child(block: nn.Module) -> tuple[str, nn.Module | None]:
-    for name in SHORTCUT_NAMES:
-        if hasattr(block, name):
-            child = getattr(block, name)
-            return name, child if isinstance(child, nn.Module) else None
-    return "", None
+@dataclass(frozen=True)
+class _Parts:
+    """A candidate block split into its main path and its shortcut."""
+
+    main: list[Op]
+    shortcut: list[Op]
+    params: int
+    unknown: list[str]
+
+    @property
+    def is_block(self) -> bool:
+        return sum(op.kind == "conv" for op in self.main) >= 2
 
 
-def _main_convs(block: nn.Module) -> list[nn.Module]:
-    skip, _ = _shortcut_child(block)
-    return [
-        m
-        for n, m in block.named_modules()
-        if isinstance(m, nn.Conv2d) and not (skip and (n == skip or n.startswith(skip + ".")))
-    ]
+def _parts(name: str, module: nn.Module) -> _Parts:
+    unknown: list[str] = []
+    main: list[Op] = []
+    shortcut: list[Op] = []
+    params = own_params(module)
+    for child_name, child in module.named_children():
+        ops, child_params = _subtree(f"{name}.{child_name}", child, unknown)
+        (shortcut if child_name in SHORTCUT_NAMES else main).extend(ops)
+        params += child_params
+    return _Parts(main, shortcut, params, unknown)
 
 
-def is_block(module: nn.Module) -> bool:
-    """A residual block: not a plain container, with two or more convs on its main path."""
-    return not isinstance(module, CONTAINERS) and len(_main_convs(module)) >= 2
+def _stage_parts(name: str, module: nn.Module) -> list[tuple[str, nn.Module, _Parts]] | None:
+    """The blocks of a stage, or None when `module` is not a container of residual blocks."""
+    if not isinstance(module, CONTAINERS):
+        return None
+    blocks = [(f"{name}.{n}", child, _parts(f"{name}.{n}", child)) for n, child in module.named_children()]
+    if not blocks or not all(p.is_block and not isinstance(b, CONTAINERS) for _, b, p in blocks):
+        return None
+    return blocks
 
 
 def is_stage(module: nn.Module) -> bool:
-    """A container whose children are all residual blocks."""
-    children = list(module.children())
-    return isinstance(module, CONTAINERS) and bool(children) and all(map(is_block, children))
+    """A container whose children are all residual blocks (two or more convs on the main path)."""
+    return _stage_parts("", module) is not None
 
 
 def _window(op: Op) -> str:
@@ -148,11 +158,9 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def read_block(name: str, stage: str, index: int, block: nn.Module, unknown: list[str]) -> BlockRecord:
+def read_block(name: str, stage: str, index: int, block: nn.Module, parts: _Parts) -> BlockRecord:
     """One block's record from its convs (main path) and its shortcut child."""
-    skip, shortcut_module = _shortcut_child(block)
-    main = tuple(_leaf_ops(name, block, unknown, skip=(skip,) if skip else ()))
-    shortcut = tuple(_leaf_ops(f"{name}.{skip}", shortcut_module, unknown)) if shortcut_module else ()
+    main, shortcut = tuple(parts.main), tuple(parts.shortcut)
     convs = [op for op in main if op.kind == "conv"]
     spatial = [op for op in convs if op.kernel != (1, 1)] or convs
     kind: Literal["basic", "bottleneck"] = "bottleneck" if len(convs) >= 3 else "basic"
@@ -185,7 +193,7 @@ def read_block(name: str, stage: str, index: int, block: nn.Module, unknown: lis
         groups=first_spatial.groups,
         base_width=_number(width / first_spatial.groups * 64 / planes) if planes else 0,
         downsample=downsample,
-        params=sum(p.numel() for p in block.parameters()),
+        params=parts.params,
         main=main,
         shortcut=shortcut,
     )
@@ -211,10 +219,12 @@ def read_stem(ops: list[Op], params: int) -> StemRecord:
     )
 
 
-def walk(model: nn.Module, label: str = "") -> NetRecord:
-    """Read a ResNet-like module into records; InspectError if it has no stages of residual blocks."""
+def walk(model: nn.Module, label: str = "", state: bool = False) -> NetRecord:
+    """Read a ResNet-like module into records (with its state-dict names and shapes when `state`);
+    InspectError if it has no stages of residual blocks."""
     children = list(model.named_children())
-    stage_at = [i for i, (_, child) in enumerate(children) if is_stage(child)]
+    stages = {i: _stage_parts(name, child) for i, (name, child) in enumerate(children)}
+    stage_at = [i for i, blocks in stages.items() if blocks is not None]
     if not stage_at:
         raise InspectError(
             f"{label or type(model).__name__} does not read as a ResNet: expected top-level "
@@ -225,18 +235,22 @@ def walk(model: nn.Module, label: str = "") -> NetRecord:
     stem_ops: list[Op] = []
     stem_params = 0
     for name, child in children[: stage_at[0]]:
-        stem_ops += _leaf_ops(name, child, unknown)
-        stem_params += sum(p.numel() for p in child.parameters())
+        ops, params = _subtree(name, child, unknown)
+        stem_ops += ops
+        stem_params += params
     blocks = []
-    for name, stage in (children[i] for i in stage_at):
-        for index, (block_name, block) in enumerate(stage.named_children()):
-            blocks.append(read_block(f"{name}.{block_name}", name, index, block, unknown))
+    for i in range(stage_at[0], stage_at[-1] + 1):
+        name, child = children[i]
+        stage_blocks = stages[i]
+        if stage_blocks is None:
+            unknown.append(f"{name} ({type(child).__name__}, between stages)")
+            continue
+        for index, (block_name, block, parts) in enumerate(stage_blocks):
+            unknown += parts.unknown
+            blocks.append(read_block(block_name, name, index, block, parts))
     head: list[Op] = []
     for name, child in children[stage_at[-1] + 1 :]:
-        head += _leaf_ops(name, child, unknown)
-    for name, child in children[stage_at[0] : stage_at[-1] + 1]:
-        if not is_stage(child):
-            unknown.append(f"{name} ({type(child).__name__}, between stages)")
+        head += _subtree(name, child, unknown)[0]
     return NetRecord(
         model=label or type(model).__name__,
         stem=read_stem(stem_ops, stem_params),
@@ -244,5 +258,5 @@ def walk(model: nn.Module, label: str = "") -> NetRecord:
         head=tuple(head),
         params=sum(p.numel() for p in model.parameters()),
         unrecognised=tuple(unknown),
-        state=tuple((name, tuple(t.shape)) for name, t in model.state_dict().items()),
+        state=tuple((name, tuple(t.shape)) for name, t in model.state_dict().items()) if state else (),
     )
