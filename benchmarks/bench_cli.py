@@ -36,7 +36,8 @@ FVCORE = PEER_SETUP.format(device="cpu", init=True) + """
 from fvcore.nn import FlopCountAnalysis
 flops = FlopCountAnalysis(model, x)
 flops.unsupported_ops_warnings(False)
-ops = flops.by_operator()
+with torch.no_grad():
+    ops = flops.by_operator()
 print(int(ops['conv'] + ops.get('linear', 0) + ops.get('addmm', 0)))
 """
 FLOP_COUNTER = PEER_SETUP.format(device="meta", init=False) + """

@@ -6,14 +6,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["InspectError", "__version__", "build", "resolve", "walk"]
+__all__ = ["InspectError", "Report", "__version__", "build", "diff", "inspect", "load", "resolve", "walk"]
+_API = ("Report", "build", "diff", "inspect", "load", "resolve", "walk")
 
 from .errors import InspectError
 
 
 def __getattr__(name: str) -> Any:
     """Import the torch-backed API on first use, so `--help` and `list` start fast."""
-    if name in ("build", "walk", "resolve"):
+    if name in _API:
         from . import api
 
         return getattr(api, name)

@@ -20,6 +20,7 @@ from torch import nn
 
 from .analysis import DTYPE_BYTES, Costs, peak_activation_elements
 from .builder import available_bytes, check_device, init_weights, tensor_bytes
+from .checkpoint import load_into
 from .errors import InspectError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -110,13 +111,17 @@ def run(
     warmup: int = 5,
     iters: int = 20,
     progress: Callable[[int, int], None] | None = None,
+    weights: str | None = None,
+    strict: bool = True,
 ) -> BenchResult:
     """Time `iters` forward passes after `warmup` ones; `model` is on the meta device and is
-    materialised here with torchvision's initialisation."""
+    materialised here with torchvision's initialisation, then the `weights` file when given."""
     target = preflight(model, costs, device, dtype, warmup, iters)
     estimated = sum(estimate_bytes(model, costs, dtype))  # of the float32 meta model, before the cast
     model = model.to_empty(device=target)
     init_weights(model)
+    if weights:
+        load_into(model, weights, strict)
     model = model.to(dtype=DTYPES[dtype]).eval()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)

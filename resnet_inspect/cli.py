@@ -16,7 +16,11 @@ import click
 from . import __version__
 from .errors import InspectError
 
-EPILOG_NAMES = "NAME is any variant name (see `resnet-inspect list`), optionally with @overrides: resnet101@os8."
+EPILOG_NAMES = (
+    "NAME is a variant name (see `resnet-inspect list`) with optional @overrides (resnet101@os8), "
+    "torchvision:NAME or timm:NAME (if installed; @os8 and @key=value pass through), or your own "
+    "path/to/file.py:factory or package.module:factory (this runs your code)."
+)
 
 
 class IntList(click.ParamType):
@@ -43,6 +47,11 @@ class OneLineErrors(click.Group):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except InspectError as error:
+            report = getattr(error, "report", None)  # a checkpoint that does not match: say where
+            if report is not None:
+                from . import render
+
+                render.stderr_console().print(render.checkpoint_table(report))
             _fail(str(error))
         except click.UsageError as error:
             where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
@@ -66,7 +75,7 @@ def _fail(message: str) -> None:
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The overrides every command that builds a variant accepts."""
+    """The overrides and loading options every command that builds a model accepts."""
     options = [
         click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3."),
         click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
@@ -82,14 +91,35 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Whether a dilated stage's first block keeps the old rate (torchvision) or not."),  # fmt: skip
         click.option("--device", help="Where to build: meta (default: no memory, no initialisation), cpu, "
                                       "cuda, cuda:N."),  # fmt: skip
+        click.option("--weights", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="A state dict (.pth/.pt/.bin, or under 'state_dict'/'model') to load, weights_only."),  # fmt: skip
+        click.option("--non-strict", is_flag=True, help="Load the keys that match and report the rest."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _overrides(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: options.pop(key) for key in list(options) if key != "device"}
+LOADING = ("device", "weights", "non_strict")
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(overrides, loading arguments for api.load) from a command's keyword options."""
+    loading = {"weights": options.pop("weights", None), "strict": not options.pop("non_strict", False)}
+    options.pop("device", None)
+    return options, loading
+
+
+def _report_checkpoint(model: Any) -> None:
+    """One line on stderr for a loaded checkpoint, and the table when keys were left out."""
+    report = model.checkpoint
+    if report is None:
+        return
+    from . import render
+
+    if not report.matches:
+        render.stderr_console().print(render.checkpoint_table(report))
+    click.echo(render.checkpoint_line(report), err=True)
 
 
 MIN_WIDTH = 100  # the widest stage table; a narrower terminal wraps rather than truncating digits
@@ -102,6 +132,12 @@ def _console() -> Any:
     if console.width < MIN_WIDTH:
         console = Console(width=MIN_WIDTH)
     return console
+
+
+def _print(parts: list[Any]) -> None:
+    console = _console()
+    for part in parts:
+        console.print(part)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,6 +153,7 @@ def cli() -> None:
       resnet-inspect rf resnet50d
       resnet-inspect diff resnet50 resnet50_vd
       resnet-inspect bench resnet50 --device cpu --iters 10
+      resnet-inspect export-keys timm:resnet50d
       resnet-inspect list
     """
 
@@ -136,20 +173,23 @@ def show(name: str, device: str | None, fmt: str, size: str | None, **options: A
       resnet-inspect show resnet50 --groups 32 --width-per-group 4 --format notes
       resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4 --format json
       resnet-inspect show resnet50 --input 513 --output-stride 16
+      resnet-inspect show torchvision:resnet50 --weights resnet50.pth
     """
     from . import analysis, api, render
 
-    spec, _, record = api.inspect_name(name, device=device or "meta", **_overrides(options))
+    overrides, loading = _split(options)
+    model, record = api.records(name, device=device or "meta", **loading, **overrides)
+    _report_checkpoint(model)
     costs = analysis.costs(record, *analysis.parse_input(size)) if size else None
     if fmt == "json":
-        click.echo(render.to_json(render.show_data(record, spec, costs)))
+        click.echo(render.to_json(render.show_data(record, model.spec, costs)))
     elif fmt == "notes":
         click.echo(render.notes(record), nl=False)
     elif fmt == "markdown":
-        click.echo(render.markdown(record, spec), nl=False)
+        click.echo(render.markdown(record, model.spec), nl=False)
     else:
         console = _console()
-        for part in render.show_tables(record, spec, costs):
+        for part in render.show_tables(record, model.spec, costs):
             console.print(part)
             console.print()
 
@@ -182,46 +222,45 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
       resnet-inspect flops resnet50 --count fvcore
     """
     from . import analysis, api, render, render_costs
-    from .names import REGISTRY, natural_key
 
     height, width = analysis.parse_input(size)
     analysis.check_input(height, width, batch)
-    overrides = _overrides(options)
-    zoo = not names
-    chosen = names or tuple(sorted(REGISTRY, key=natural_key))
+    overrides, loading = _split(options)
     if engine == "fvcore":
-        if device == "meta":
-            raise InspectError("--count fvcore runs a real forward pass: use --device cpu or cuda, not meta")
-        from . import crosscheck
-
-        results = []
-        for name in chosen:
-            spec, model, record = api.inspect_name(name, device=device or "cpu", init=True, **overrides)
-            results.append((analysis.costs(record, height, width, batch),
-                            crosscheck.fvcore_count(model, record, height, width, batch)))  # fmt: skip
+        results = [api.fvcore_costs(name, (height, width), batch, device or "cpu", **loading, **overrides)
+                   for name in names or _zoo()]  # fmt: skip
         if as_json:
             data = [{**render_costs.costs_data(c, per), "fvcore": f} for c, f in results]
             click.echo(render.to_json(data[0] if len(names) == 1 else data))
         else:
-            console = _console()
-            for c, f in results:
-                for part in render_costs.fvcore_tables(c, f):
-                    console.print(part)
-                console.print()
+            _print([part for c, f in results for part in render_costs.fvcore_tables(c, f)])
         return
-    all_costs = api.costs_of_names(list(chosen), height, width, batch, device=device or "meta", **overrides)
+    if not names:
+        if loading["weights"]:
+            raise InspectError("--weights needs a NAME")
+        zoo = api.costs_of_names(_zoo(), height, width, batch, device=device or "meta", **overrides)
+        if as_json:
+            click.echo(render.to_json([render_costs.costs_data(c, per) for c in zoo]))
+        else:
+            _console().print(render_costs.zoo_costs_table(zoo))
+        return
+    reports = [api.inspect(name, (height, width), batch, device or "meta", **loading, **overrides) for name in names]
     if as_json:
-        data = [render_costs.costs_data(c, per) for c in all_costs]
+        data = [render_costs.costs_data(r.costs, per) for r in reports]
         click.echo(render.to_json(data[0] if len(names) == 1 else data))
         return
-    console = _console()
-    if zoo:
-        console.print(render_costs.zoo_costs_table(all_costs))
-        return
-    for c in all_costs:
-        for part in render_costs.costs_tables(c, per):
-            console.print(part)
-        console.print()
+    parts: list[Any] = []
+    for report in reports:
+        _report_checkpoint(report)
+        parts += render_costs.costs_tables(report.costs, per, traced=report.record is None,
+                                           unrecognised=report.unrecognised)  # fmt: skip
+    _print(parts)
+
+
+def _zoo() -> list[str]:
+    from .names import REGISTRY, natural_key
+
+    return sorted(REGISTRY, key=natural_key)
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -244,14 +283,14 @@ def rf(name: str, device: str | None, per: str, as_json: bool, **options: Any) -
     """
     from . import analysis, api, render, render_costs
 
-    _, _, record = api.inspect_name(name, device=device or "meta", **_overrides(options))
+    overrides, loading = _split(options)
+    model, record = api.records(name, device=device or "meta", **loading, **overrides)
+    _report_checkpoint(model)
     report = analysis.receptive_fields(record)
     if as_json:
         click.echo(render.to_json(render_costs.rf_data(report)))
-        return
-    console = _console()
-    for part in render_costs.rf_tables(report, per):
-        console.print(part)
+    else:
+        _print(render_costs.rf_tables(report, per))
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -276,26 +315,18 @@ def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json:
       resnet-inspect diff resnet101@os16 resnet101@os8 --input 513
       resnet-inspect diff resnet50 resnext50_32x4d --json
     """
-    from . import analysis, api, render, render_diff
+    from . import api, render, render_diff
 
-    height, width = analysis.parse_input(size)
-    overrides = _overrides(options)
-    sides = []
-    for label, text in (("A", a), ("B", b)):
-        try:
-            _, _, record = api.inspect_name(text, device=device or "meta", state=True, **overrides)
-            sides.append((record, analysis.costs(record, height, width), analysis.receptive_fields(record)))
-        except InspectError as error:
-            raise InspectError(f"{label} ({text.strip()}): {error}") from None
-    result = api.compare(*sides[0], *sides[1])
+    overrides, loading = _split(options)
+    if loading["weights"]:
+        raise InspectError("diff compares architectures; --weights does not apply")
+    result = api.diff(a, b, size, device=device or "meta", **overrides)
     if as_json:
         click.echo(render.to_json(render_diff.diff_data(result, show_all)))
     elif result.identical:
         click.echo(render_diff.identical_line(result))
     else:
-        console = _console()
-        for part in render_diff.diff_tables(result, show_all):
-            console.print(part)
+        _print(render_diff.diff_tables(result, show_all))
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -314,7 +345,7 @@ def bench(name: str, device: str | None, size: str, batch: int, dtype: str, chan
 
     Warm-up, then timed iterations (CUDA synchronised, cudnn.benchmark on), median and spread,
     images/s and peak memory (CUDA: max allocated; CPU: process peak RSS). The memory a run needs
-    is estimated first; a run that would not fit is refused with the estimate.
+    is estimated first; a run that would not fit is refused with the estimate. --device defaults to cpu.
 
     \b
     Examples:
@@ -322,29 +353,49 @@ def bench(name: str, device: str | None, size: str, batch: int, dtype: str, chan
       resnet-inspect bench resnet101_vd --device cuda --batch 32 --dtype float16 --channels-last
       resnet-inspect bench resnet50@os8 --device cuda --input 512x1024 --json
     """
-    from . import analysis, api, render, render_costs
+    from . import api, render, render_costs
     from . import bench as benchmark
 
-    height, width = analysis.parse_input(size)
-    analysis.check_input(height, width, batch)
+    overrides, loading = _split(options)
     target = device or "cpu"
-    _, model, record = api.inspect_name(name, device="meta", **_overrides(options))
-    costs = analysis.costs(record, height, width, batch, dtype=dtype)
-    benchmark.preflight(model, costs, target, dtype, warmup, iters)
+    model, costs = api.prepare_bench(name, target, size, batch, dtype, warmup, iters, **overrides)
+    run = (model, costs, target, dtype, channels_last, warmup, iters)
     if as_json:
-        result = benchmark.run(model, costs, target, dtype, channels_last, warmup, iters)
+        result = benchmark.run(*run, weights=loading["weights"], strict=loading["strict"])
         click.echo(render.to_json(render_costs.bench_data(result)))
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from rich.console import Console
-
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
-        task = bar.add_task(f"{record.model} on {target}", total=warmup + iters)
-        result = benchmark.run(model, costs, target, dtype, channels_last, warmup, iters,
-                               progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+                  TimeRemainingColumn(), console=render.stderr_console(), transient=True) as bar:  # fmt: skip
+        task = bar.add_task(f"{costs.model} on {target}", total=warmup + iters)
+        result = benchmark.run(*run, progress=lambda done, total: bar.update(task, completed=done),
+                               weights=loading["weights"], strict=loading["strict"])  # fmt: skip
     _console().print(render_costs.bench_table(result))
+
+
+@cli.command(name="export-keys", epilog=EPILOG_NAMES)
+@click.argument("name")
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{name, shape, kind, dtype}].")
+def export_keys(name: str, device: str | None, as_json: bool, **options: Any) -> None:
+    """Every state-dict entry (parameters and buffers) with its shape: what porting weights must match.
+
+    \b
+    Examples:
+      resnet-inspect export-keys resnet50_vd
+      resnet-inspect export-keys timm:resnet50d --json
+    """
+    from . import api, render
+
+    overrides, loading = _split(options)
+    model = api.load(name, device=device or "meta", **loading, **overrides)
+    _report_checkpoint(model)
+    keys = api.state_keys(model.module)
+    if as_json:
+        click.echo(render.to_json(keys))
+    else:
+        _console().print(render.keys_table(model.label, keys))
 
 
 @cli.command(name="list")
@@ -360,9 +411,9 @@ def list_names(as_json: bool) -> None:
       resnet-inspect list
     """
     from . import render
-    from .names import REGISTRY, natural_key
+    from .names import REGISTRY
 
-    specs = [REGISTRY[name]() for name in sorted(REGISTRY, key=natural_key)]
+    specs = [REGISTRY[name]() for name in _zoo()]
     if as_json:
         click.echo(render.to_json(render.zoo_data(specs)))
     else:

@@ -14,6 +14,7 @@ from .spec import NetSpec
 
 if TYPE_CHECKING:  # records come from torch-backed modules; rendering itself needs no torch
     from .analysis import Costs
+    from .checkpoint import CheckpointReport
     from .walker import BlockRecord, NetRecord
 
 SHOW_SCHEMA = "resnet-inspect/show/1"
@@ -312,3 +313,56 @@ def zoo_table(specs: Sequence[NetSpec]) -> Any:
 def zoo_data(specs: Sequence[NetSpec]) -> list[dict[str, Any]]:
     """`resnet-inspect list --json`."""
     return [{"name": s.name, "family": family(s), "convention": s.convention, "spec": spec_dict(s)} for s in specs]
+
+
+# -- checkpoints and state-dict keys -------------------------------------------------------------
+
+
+def stderr_console() -> Any:
+    """A console on stderr (reports that must not mix with JSON on stdout)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def checkpoint_line(report: CheckpointReport) -> str:
+    """'loaded 320 tensors from x.pth (under 'state_dict', prefix 'module.' stripped)'."""
+    notes = []
+    if report.wrapper:
+        notes.append(f"under {report.wrapper!r}")
+    if report.stripped:
+        notes.append("prefix " + " then ".join(repr(p) for p in report.stripped) + " stripped")
+    left = len(report.missing) + len(report.unexpected) + len(report.mismatched)
+    if left:
+        notes.append(f"{left} keys not loaded, see the table")
+    return f"loaded {report.loaded} tensors from {report.path}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def checkpoint_table(report: CheckpointReport, first: int = 10) -> Any:
+    """Missing, unexpected and reshaped keys, the first few of each."""
+    table = _table(
+        f"{report.path}: {len(report.missing)} missing, {len(report.unexpected)} unexpected, "
+        f"{len(report.mismatched)} with another shape"
+        + (f" (prefix {', '.join(report.stripped)} stripped)" if report.stripped else ""),
+        [("problem", True), ("key", True), ("model", True), ("file", True)],
+    )
+    for label, keys in (("missing from the file", report.missing), ("not in the model", report.unexpected)):
+        for key in keys[:first]:
+            table.add_row(label, key, "", "")
+        if len(keys) > first:
+            table.add_row(label, f"... {len(keys) - first} more", "", "")
+    for key, model_shape, file_shape in report.mismatched[:first]:
+        table.add_row("shape differs", key, "x".join(map(str, model_shape)), "x".join(map(str, file_shape)))
+    if len(report.mismatched) > first:
+        table.add_row("shape differs", f"... {len(report.mismatched) - first} more", "", "")
+    return table
+
+
+def keys_table(label: str, keys: Sequence[dict[str, Any]]) -> Any:
+    """`export-keys`: one row per state-dict entry."""
+    params = sum(1 for k in keys if k["kind"] == "parameter")
+    table = _table(f"{label}: {len(keys)} entries ({params} parameters, {len(keys) - params} buffers)",
+                   [("name", True), ("shape", True), ("kind", True), ("dtype", True)])  # fmt: skip
+    for k in keys:
+        table.add_row(k["name"], "x".join(map(str, k["shape"])) or "scalar", k["kind"], k["dtype"])
+    return table

@@ -39,7 +39,8 @@ def _share_bar(part: int, total: int) -> Any:
     return Bar(size=1.0, begin=0.0, end=part / total if total else 0.0, width=12)
 
 
-def costs_tables(costs: Costs, per: str = "stage") -> list[Any]:
+def costs_tables(costs: Costs, per: str = "stage", traced: bool = False,
+                 unrecognised: Sequence[str] = ()) -> list[Any]:  # fmt: skip
     """`flops` for one model: a header, then one row per stage, block or layer."""
     from rich.text import Text
 
@@ -60,7 +61,7 @@ def costs_tables(costs: Costs, per: str = "stage") -> list[Any]:
                           count(row.activations))  # fmt: skip
         out.append(table)
     else:
-        parts = costs.stages if per == "stage" else costs.blocks
+        parts = costs.stages if per == "stage" or not costs.blocks else costs.blocks
         table = _table(f"per {per}", [("name", True), ("params", False), ("MACs", False), ("FLOPs", False),
                                       ("activations", False), ("output", True), ("stride", False),
                                       ("MACs share", True)])  # fmt: skip
@@ -71,6 +72,12 @@ def costs_tables(costs: Costs, per: str = "stage") -> list[Any]:
         table.add_row("total", count(costs.params), count(costs.macs), count(costs.flops),
                       count(costs.activations), "", "", "", style="bold")  # fmt: skip
         out.append(table)
+    if traced:
+        from .trace import NOTE
+
+        out.append(Text(NOTE, style="yellow"))
+    if unrecognised:
+        out.append(Text("not understood (not counted): " + ", ".join(unrecognised), style="yellow"))
     out.append(Text(CONVENTION, style="dim"))
     return out
 

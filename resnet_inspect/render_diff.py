@@ -12,7 +12,7 @@ from .render import _table, count
 from .render_costs import shape_text
 
 if TYPE_CHECKING:
-    from .diff import BlockDiff, Diff, Metric, StageDiff
+    from .compare import BlockDiff, Diff, Metric, StageDiff
 
 DIFF_SCHEMA = "resnet-inspect/diff/1"
 FIRST = 5  # names listed per state-dict section

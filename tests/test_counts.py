@@ -200,3 +200,15 @@ def test_inputs_too_small_for_unpadded_layers_are_refused():
 def test_non_positive_sizes_and_batches_are_refused(h, w, batch):
     with pytest.raises(InspectError):
         analysed("resnet18", h, w, batch)
+
+
+def test_many_names_at_once_equal_one_at_a_time():
+    # the zoo table builds half of the variants in a forked child and walks names that build the
+    # same layers once; the numbers must be those of each name on its own
+    from resnet_inspect.api import costs_of_names
+    from resnet_inspect.names import REGISTRY
+
+    names = list(REGISTRY)[:12] + ["resnet50d", "resnet50_vd", "resnet50c", "resnet50_vc"]
+    together = costs_of_names(names, 97, 131, batch=2)
+    assert together == [analysed(name, 97, 131, batch=2) for name in names]
+    assert [c.model for c in together] == names
