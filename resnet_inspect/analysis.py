@@ -126,22 +126,10 @@ def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str
     stages = [_part("stem", stem_rows, record.stem.params, shape, stride)]
     layers, blocks = list(stem_rows), []
     for stage in record.stages:
-        stage_rows: list[LayerCost] = []
-        stage_blocks = [b for b in record.blocks if b.stage == stage]
-        for block in stage_blocks:
-            main, main_rows = _through(block.main, shape, block.name, batch, label, hw)
-            short, short_rows = _through(block.shortcut, shape, block.name, batch, label, hw)
-            if main != short:
-                raise InspectError(
-                    f"input {height}x{width}: {block.name}'s branches disagree ({_fmt(main)} vs "
-                    f"{_fmt(short)}); the module would fail in forward"
-                )
-            shape, stride = main, stride * block.stride
-            rows = main_rows + short_rows
-            blocks.append(_part(block.name, rows, block.params, shape, stride))
-            stage_rows += rows
-        stages.append(_part(stage, stage_rows, sum(b.params for b in stage_blocks), shape, stride))
-        layers += stage_rows
+        shape, stride, stage_part, block_parts, rows = _stage_through(record, stage, shape, stride, batch, hw)
+        stages.append(stage_part)
+        blocks += block_parts
+        layers += rows
     shape, head_rows = _through(record.head, shape, "head", batch, label, hw)
     stages.append(_part("head", head_rows, sum(op.params for op in record.head), shape, stride))
     layers += head_rows
@@ -154,6 +142,27 @@ def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str
         dtype=dtype, stages=tuple(stages), blocks=tuple(blocks), layers=tuple(layers),
         channels=record.stem.in_ch,
     )  # fmt: skip
+
+
+def _stage_through(record: NetRecord, stage: str, shape: Shape, stride: int, batch: int,
+                   hw: tuple[int, int]) -> tuple[Shape, int, PartCost, list[PartCost], list[LayerCost]]:  # fmt: skip
+    """One stage's blocks from `shape`: the shape and stride it hands on, its cost, its blocks'."""
+    rows: list[LayerCost] = []
+    blocks: list[PartCost] = []
+    stage_blocks = [b for b in record.blocks if b.stage == stage]
+    for block in stage_blocks:
+        main, main_rows = _through(block.main, shape, block.name, batch, record.model, hw)
+        short, short_rows = _through(block.shortcut, shape, block.name, batch, record.model, hw)
+        if main != short:
+            raise InspectError(
+                f"input {hw[0]}x{hw[1]}: {block.name}'s branches disagree ({_fmt(main)} vs "
+                f"{_fmt(short)}); the module would fail in forward"
+            )
+        shape, stride = main, stride * block.stride
+        blocks.append(_part(block.name, main_rows + short_rows, block.params, shape, stride))
+        rows += main_rows + short_rows
+    part = _part(stage, rows, sum(b.params for b in stage_blocks), shape, stride)
+    return shape, stride, part, blocks, rows
 
 
 def _fmt(shape: Shape) -> str:
@@ -259,3 +268,102 @@ def peak_activation_elements(costs: Costs) -> int:
         peak = max(peak, math.prod(previous) + per_part.get(name, 0))
         previous = output
     return peak * costs.batch
+
+
+# -- detection: a backbone split into a shared base and a per-RoI head ------------------------------
+
+
+@dataclass(frozen=True)
+class SplitCosts:
+    """Faster R-CNN's view of a backbone (seed 002): the base runs once on the image, the head once
+    per RoI on `roi_size` x `roi_size` pooled features of the base (C4), or there is no head (C5)."""
+
+    model: str
+    split: str  # "c4" or "c5"
+    input: tuple[int, int]
+    batch: int
+    base_stages: tuple[str, ...]
+    base: PartCost  # params, MACs per batch, output shape and stride of the base
+    head_stages: tuple[str, ...]
+    roi_size: int
+    rois: int  # per image
+    head_per_roi: PartCost | None  # one RoI: params, MACs, output shape (stride relative to the RoI)
+
+    @property
+    def head_macs(self) -> int:
+        """MACs of the head for every RoI of every image."""
+        return self.head_per_roi.macs * self.rois * self.batch if self.head_per_roi else 0
+
+    @property
+    def macs(self) -> int:
+        """Base plus head."""
+        return self.base.macs + self.head_macs
+
+
+def split_costs(record: NetRecord, height: int, width: int, split: str = "c4", rois: int = 300,
+                roi_size: int = 7, batch: int = 1) -> SplitCosts:  # fmt: skip
+    """Base (stem and every stage but the last for C4, every stage for C5) at the image size, and
+    the last stage on one RoI's pooled features (C4)."""
+    if split not in ("c4", "c5"):
+        raise InspectError(f"--split is c4 or c5, not {split!r}")
+    if rois < 1:
+        raise InspectError(f"--rois must be at least 1, got {rois}")
+    if roi_size < 1:
+        raise InspectError(f"--roi-size must be at least 1, got {roi_size}")
+    full = costs(record, height, width, batch)
+    stages = record.stages
+    base_stages = stages[:-1] if split == "c4" else stages
+    if not base_stages:
+        raise InspectError(f"{record.model} has one stage: nothing is left for a C4 base")
+    parts = {p.name: p for p in full.stages}
+    last = parts[base_stages[-1]]
+    base = PartCost(
+        "base", record.stem.params + sum(parts[s].params for s in base_stages),
+        parts["stem"].macs + sum(parts[s].macs for s in base_stages),
+        parts["stem"].flops + sum(parts[s].flops for s in base_stages),
+        parts["stem"].activations + sum(parts[s].activations for s in base_stages),
+        last.output, last.stride,
+    )  # fmt: skip
+    head = None
+    if split == "c4":
+        roi_shape: Shape = (last.output[0], roi_size, roi_size)
+        *_, head, _, _ = _stage_through(record, stages[-1], roi_shape, 1, 1, (roi_size, roi_size))
+    return SplitCosts(record.model, split, (height, width), batch, tuple(base_stages), base,
+                      (stages[-1],) if split == "c4" else (), roi_size, rois, head)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """detectron2's freeze_at: 0 freezes nothing, 1 the stem, 2 the stem and layer1, and so on."""
+
+    freeze_at: int
+    frozen_parts: tuple[str, ...]
+    frozen_params: int
+    trainable_params: int
+    bn_layers: int  # every batch norm of the model
+    bn_params: int  # their weights and biases
+    bn_params_trainable: int  # those outside the frozen parts (frozen too where BN is frozen, the usual)
+
+
+def freeze(record: NetRecord, freeze_at: int) -> Freeze:
+    """Frozen and trainable parameters at `freeze_at`, and the batch norms."""
+    parts = ("stem", *record.stages)
+    if not 0 <= freeze_at <= len(parts):
+        raise InspectError(f"--freeze-at must be 0 to {len(parts)} (detectron2: 0 none, 1 stem, 2 stem + layer1, ...)")
+    frozen = parts[:freeze_at]
+    ops_by_part: dict[str, list[Op]] = {"stem": list(record.stem.ops), "head": list(record.head)}
+    params = {"stem": record.stem.params, "head": sum(op.params for op in record.head)}
+    for block in record.blocks:
+        ops_by_part.setdefault(block.stage, []).extend(block.main + block.shortcut)
+        params[block.stage] = params.get(block.stage, 0) + block.params
+    bn = {part: [op for op in ops if op.kind == "bn"] for part, ops in ops_by_part.items()}
+    frozen_params = sum(params[p] for p in frozen)
+    return Freeze(
+        freeze_at=freeze_at,
+        frozen_parts=frozen,
+        frozen_params=frozen_params,
+        trainable_params=record.params - frozen_params,
+        bn_layers=sum(len(ops) for ops in bn.values()),
+        bn_params=sum(op.params for ops in bn.values() for op in ops),
+        bn_params_trainable=sum(op.params for part, ops in bn.items() if part not in frozen for op in ops),
+    )

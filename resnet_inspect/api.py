@@ -158,9 +158,9 @@ def state_keys(module: nn.Module) -> list[dict[str, Any]]:
 
 
 def records(name: str, device: str = "meta", weights: str | None = None, strict: bool = True,
-            state: bool = False, **overrides: Any) -> tuple[Model, NetRecord]:  # fmt: skip
+            state: bool = False, init: bool = False, **overrides: Any) -> tuple[Model, NetRecord]:  # fmt: skip
     """A model and its records; InspectError explaining the expected structure when it is not a ResNet."""
-    loaded = load(name, device=device, weights=weights, strict=strict, **overrides)
+    loaded = load(name, device=device, init=init, weights=weights, strict=strict, **overrides)
     return loaded, _walk(loaded.module, loaded.label, state)
 
 

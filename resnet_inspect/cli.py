@@ -164,7 +164,8 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "notes", "json", "markdown"]), default="table",
               show_default=True, help="rich tables, layer notes, JSON (docs/cli.md) or markdown.")  # fmt: skip
 @click.option("--input", "size", metavar="N|HxW", help="Add each block's output C x H x W and cumulative stride.")
-def show(name: str, device: str | None, fmt: str, size: str | None, **options: Any) -> None:
+@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+def show(name: str, device: str | None, fmt: str, size: str | None, freeze_at: int | None, **options: Any) -> None:
     """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
 
     \b
@@ -174,6 +175,7 @@ def show(name: str, device: str | None, fmt: str, size: str | None, **options: A
       resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4 --format json
       resnet-inspect show resnet50 --input 513 --output-stride 16
       resnet-inspect show torchvision:resnet50 --weights resnet50.pth
+      resnet-inspect show resnet101_va --freeze-at 2
     """
     from . import analysis, api, render
 
@@ -181,8 +183,14 @@ def show(name: str, device: str | None, fmt: str, size: str | None, **options: A
     model, record = api.records(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
     costs = analysis.costs(record, *analysis.parse_input(size)) if size else None
+    frozen = analysis.freeze(record, freeze_at) if freeze_at is not None else None
     if fmt == "json":
-        click.echo(render.to_json(render.show_data(record, model.spec, costs)))
+        data = render.show_data(record, model.spec, costs)
+        if frozen:
+            from .render_costs import freeze_data
+
+            data["freeze"] = freeze_data(frozen)
+        click.echo(render.to_json(data))
     elif fmt == "notes":
         click.echo(render.notes(record), nl=False)
     elif fmt == "markdown":
@@ -192,6 +200,10 @@ def show(name: str, device: str | None, fmt: str, size: str | None, **options: A
         for part in render.show_tables(record, model.spec, costs):
             console.print(part)
             console.print()
+        if frozen:
+            from .render_costs import freeze_text
+
+            console.print(freeze_text(frozen))
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -204,8 +216,16 @@ def show(name: str, device: str | None, fmt: str, size: str | None, **options: A
 @click.option("--count", "engine", type=click.Choice(["analytic", "fvcore"]), default="analytic", show_default=True,
               help="analytic: conv arithmetic on the walked modules, no tensors; fvcore: run fvcore's "
                    "FlopCountAnalysis on a real input (needs --device cpu or cuda, default cpu).")  # fmt: skip
+@click.option("--split", type=click.Choice(["c4", "c5"]),
+              help="Detection view: c4 = stem..layer3 base + layer4 per RoI (Faster R-CNN C4); c5 = whole trunk.")  # fmt: skip
+@click.option("--rois", default=300, show_default=True, type=int, help="RoIs per image for --split c4.")
+@click.option("--roi-size", default=7, show_default=True, type=int, help="RoI-pooled feature size for --split c4.")
+@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Bars of MACs and params per stage (grouped for several names); needs the plot extra.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
 def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per: str, engine: str,
+          split: str | None, rois: int, roi_size: int, freeze_at: int | None, plot: str | None,
           as_json: bool, **options: Any) -> None:  # fmt: skip
     """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer.
 
@@ -220,12 +240,19 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
       resnet-inspect flops resnet50 resnet50_vd --per block --json
       resnet-inspect flops                      # the model-zoo table at 224
       resnet-inspect flops resnet50 --count fvcore
+      resnet-inspect flops resnet101 --split c4 --rois 300 --input 600x1000 --freeze-at 2
+      resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
     from . import analysis, api, render, render_costs
 
     height, width = analysis.parse_input(size)
     analysis.check_input(height, width, batch)
     overrides, loading = _split(options)
+    if (plot or split or freeze_at is not None) and not names:
+        raise InspectError("--plot, --split and --freeze-at need a NAME")
+    if split:
+        _flops_split(names, device, height, width, batch, split, rois, roi_size, freeze_at, as_json, loading, overrides)
+        return
     if engine == "fvcore":
         results = [api.fvcore_costs(name, (height, width), batch, device or "cpu", **loading, **overrides)
                    for name in names or _zoo()]  # fmt: skip
@@ -245,16 +272,56 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
             _console().print(render_costs.zoo_costs_table(zoo))
         return
     reports = [api.inspect(name, (height, width), batch, device or "meta", **loading, **overrides) for name in names]
+    frozen = [_freeze(r, freeze_at) for r in reports]
+    if plot:
+        from . import plots
+
+        plots.plot_costs([r.costs for r in reports], plot)
     if as_json:
-        data = [render_costs.costs_data(r.costs, per) for r in reports]
+        data = [{**render_costs.costs_data(r.costs, per), **({"freeze": render_costs.freeze_data(f)} if f else {})}
+                for r, f in zip(reports, frozen)]  # fmt: skip
         click.echo(render.to_json(data[0] if len(names) == 1 else data))
         return
     parts: list[Any] = []
-    for report in reports:
+    for report, f in zip(reports, frozen):
         _report_checkpoint(report)
         parts += render_costs.costs_tables(report.costs, per, traced=report.record is None,
                                            unrecognised=report.unrecognised)  # fmt: skip
+        if f:
+            parts.append(render_costs.freeze_text(f))
+    if plot:
+        parts.append(f"wrote {plot}")
     _print(parts)
+
+
+def _freeze(report: Any, freeze_at: int | None) -> Any:
+    from . import analysis
+
+    if freeze_at is None:
+        return None
+    if report.record is None:
+        raise InspectError(f"--freeze-at needs the stages of a ResNet; {report.model} does not read as one")
+    return analysis.freeze(report.record, freeze_at)
+
+
+def _flops_split(names: tuple[str, ...], device: str | None, height: int, width: int, batch: int, split: str,
+                 rois: int, roi_size: int, freeze_at: int | None, as_json: bool, loading: dict[str, Any],
+                 overrides: dict[str, Any]) -> None:  # fmt: skip
+    from . import analysis, api, render, render_costs
+
+    results = []
+    for name in names:
+        model, record = api.records(name, device=device or "meta", **loading, **overrides)
+        _report_checkpoint(model)
+        frozen = analysis.freeze(record, freeze_at) if freeze_at is not None else None
+        results.append((analysis.split_costs(record, height, width, split, rois, roi_size, batch), frozen))
+    if as_json:
+        data = [{**render_costs.split_data(sc), **({"freeze": render_costs.freeze_data(f)} if f else {})}
+                for sc, f in results]  # fmt: skip
+        click.echo(render.to_json(data[0] if len(names) == 1 else data))
+        return
+    _print([part for sc, f in results for part in [*render_costs.split_tables(sc), *([render_costs.freeze_text(f)]
+            if f else [])]])  # fmt: skip
 
 
 def _zoo() -> list[str]:
@@ -268,8 +335,15 @@ def _zoo() -> list[str]:
 @model_options
 @click.option("--per", type=click.Choice(["stage", "block"]), default="block", show_default=True,
               help="Stages only, or stages and every block.")  # fmt: skip
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.")  # fmt: skip
+@click.option("--stage", help="The stage whose centre unit --plot draws (default: the last).")
+@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input size for --plot.")
+@click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def rf(name: str, device: str | None, per: str, as_json: bool, **options: Any) -> None:
+def rf(name: str, device: str | None, per: str, plot: str | None, stage: str | None, size: str, samples: int,
+       seed: int, as_json: bool, **options: Any) -> None:  # fmt: skip
     """Theoretical receptive field, jump, effective padding and centre per block and stage.
 
     Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
@@ -280,17 +354,32 @@ def rf(name: str, device: str | None, per: str, as_json: bool, **options: Any) -
       resnet-inspect rf resnet50
       resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4 --per stage
       resnet-inspect rf resnet50d --json
+      resnet-inspect rf resnet50 --plot rf.png --stage layer3 --input 512
     """
     from . import analysis, api, render, render_costs
 
     overrides, loading = _split(options)
-    model, record = api.records(name, device=device or "meta", **loading, **overrides)
+    if plot:
+        from . import plots
+
+        height, width = analysis.parse_input(size)
+        if samples < 1:
+            raise InspectError(f"--samples must be at least 1, got {samples}")
+        plots.check_available()
+        import torch
+
+        torch.manual_seed(seed)  # the random weights
+        model, record = api.records(name, device=device or "cpu", init=True, **loading, **overrides)
+        field = plots.effective_field(model.module, record, stage or record.stages[-1], height, width, samples, seed)
+        plots.plot_receptive_field(field, model.label, plot)
+    else:
+        model, record = api.records(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
     report = analysis.receptive_fields(record)
     if as_json:
         click.echo(render.to_json(render_costs.rf_data(report)))
     else:
-        _print(render_costs.rf_tables(report, per))
+        _print(render_costs.rf_tables(report, per) + ([f"wrote {plot}"] if plot else []))
 
 
 @cli.command(epilog=EPILOG_NAMES)

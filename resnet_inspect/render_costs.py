@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .render import _table, count
 
 if TYPE_CHECKING:
-    from .analysis import Costs, FieldReport, PartCost
+    from .analysis import Costs, FieldReport, Freeze, PartCost, SplitCosts
     from .bench import BenchResult
 
 FLOPS_SCHEMA = "resnet-inspect/flops/1"
@@ -234,3 +234,68 @@ def bench_data(r: BenchResult) -> dict[str, Any]:
     data["input"] = list(r.input)
     data["latencies_ms"] = list(r.latencies_ms)
     return {"schema": "resnet-inspect/bench/1", **data}
+
+
+# -- detection ------------------------------------------------------------------------------------
+
+
+def split_tables(sc: SplitCosts) -> list[Any]:
+    """`flops --split`: the base once per image, the head once per RoI."""
+    from rich.text import Text
+
+    header = Text()
+    header.append(sc.model, style="bold")
+    header.append(
+        f" split {sc.split.upper()} at {sc.input[0]}x{sc.input[1]}, batch {sc.batch}: base = stem + "
+        f"{', '.join(sc.base_stages)} (output {shape_text(sc.base.output)}, stride {sc.base.stride})"
+        + (f"; head = {', '.join(sc.head_stages)} on {sc.roi_size}x{sc.roi_size} RoI features" if sc.head_per_roi
+           else "; no head (the whole trunk is the base)")  # fmt: skip
+    )
+    table = _table("", [("part", True), ("params", False), ("MACs", False), ("FLOPs", False), ("output", True)])
+    table.add_row("base (per batch)", count(sc.base.params), count(sc.base.macs), count(sc.base.flops),
+                  shape_text(sc.base.output))  # fmt: skip
+    if sc.head_per_roi:
+        head = sc.head_per_roi
+        table.add_row("head per RoI", count(head.params), count(head.macs), count(head.flops), shape_text(head.output))
+        table.add_row(f"head x {sc.rois} RoIs x {sc.batch}", "", count(sc.head_macs), count(2 * sc.head_macs), "")
+    table.add_row("total", count(sc.base.params + (sc.head_per_roi.params if sc.head_per_roi else 0)),
+                  count(sc.macs), count(2 * sc.macs), "", style="bold")  # fmt: skip
+    return [header, table, Text(CONVENTION, style="dim")]
+
+
+def split_data(sc: SplitCosts) -> dict[str, Any]:
+    """`flops --split --json` (schema resnet-inspect/split/1, docs/cli.md)."""
+    base = _part_dict(sc.base)
+    base["stages"] = ["stem", *sc.base_stages]
+    head = None
+    if sc.head_per_roi:
+        per_roi = sc.head_per_roi
+        head = {
+            "stages": list(sc.head_stages), "roi_size": sc.roi_size, "rois": sc.rois, "params": per_roi.params,
+            "macs_per_roi": per_roi.macs, "flops_per_roi": per_roi.flops, "output": list(per_roi.output),
+            "macs": sc.head_macs, "flops": 2 * sc.head_macs,
+        }  # fmt: skip
+    return {
+        "schema": "resnet-inspect/split/1", "model": sc.model, "split": sc.split, "input": list(sc.input),
+        "batch": sc.batch, "base": base, "head": head, "macs": sc.macs, "flops": 2 * sc.macs,
+    }  # fmt: skip
+
+
+def freeze_text(f: Freeze) -> Any:
+    """One paragraph for --freeze-at."""
+    from rich.text import Text
+
+    frozen = " + ".join(f.frozen_parts) or "nothing"
+    return Text(
+        f"freeze-at {f.freeze_at} (detectron2): frozen {frozen}: {count(f.frozen_params)} parameters; trainable "
+        f"{count(f.trainable_params)}; batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, "
+        f"{count(f.bn_params_trainable)} of them outside the frozen part (frozen too when BN is frozen, the "
+        f"usual detection setting: then {count(f.trainable_params - f.bn_params_trainable)} trainable)"
+    )
+
+
+def freeze_data(f: Freeze) -> dict[str, Any]:
+    """--freeze-at as JSON."""
+    data = asdict(f)
+    data["frozen_parts"] = list(f.frozen_parts)
+    return data

@@ -1,0 +1,164 @@
+"""Pictures (matplotlib, the optional `plot` extra): the receptive field of one unit over its
+effective receptive field, and where the cost goes per stage.
+
+The effective receptive field follows Luo et al., "Understanding the Effective Receptive Field in
+Deep Convolutional Neural Networks" (NeurIPS 2016): the magnitude of the gradient of one output unit
+with respect to the input, averaged over a few random inputs, for the randomly initialised network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .analysis import Costs, receptive_fields
+from .errors import InspectError
+from .walker import NetRecord
+
+FIGURE_DPI = 100
+RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
+COST_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
+
+
+def check_available() -> None:
+    """InspectError naming the extra when matplotlib is missing (before any work is done)."""
+    _pyplot()
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise InspectError("plotting needs matplotlib: pip install 'resnet-inspect[plot]'") from None
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass(frozen=True)
+class UnitField:
+    """One unit of a stage and what it sees: the theoretical box and the effective field."""
+
+    stage: str
+    unit: tuple[int, int]  # row, column in the stage's feature map
+    feature_size: tuple[int, int]
+    box: tuple[int, int, int, int]  # top, left, bottom, right input pixels (inclusive) of the theoretical field
+    center: tuple[float, float]  # the unit's centre in input coordinates
+    erf: torch.Tensor  # |d unit / d input| averaged over samples and channels, H x W
+    samples: int
+    seed: int
+    jump: tuple[int, int]  # input pixels between neighbouring units
+
+    @property
+    def peak(self) -> tuple[int, int]:
+        """Row and column of the effective field's maximum, after a 5x5 box filter (so that one
+        noisy pixel of a few-sample average does not decide it)."""
+        smooth = torch.nn.functional.avg_pool2d(self.erf[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+        row, col = divmod(int(smooth.argmax()), smooth.shape[1])
+        return row, col
+
+
+def effective_field(model: nn.Module, record: NetRecord, stage: str, height: int, width: int,
+                    samples: int = 4, seed: int = 0) -> UnitField:  # fmt: skip
+    """The centre unit of `stage` at `height` x `width`: its theoretical field (analytic) and its
+    effective field (input gradient of a real forward pass, averaged over `samples` random inputs)."""
+    if stage not in record.stages:
+        raise InspectError(f"no stage {stage!r}: stages are {', '.join(record.stages)}")
+    rows = [next(r for r in receptive_fields(record, axis).stages if r.name == stage) for axis in (0, 1)]
+    generator = torch.Generator().manual_seed(seed)
+    outputs: dict[str, torch.Tensor] = {}
+    stage_module = dict(model.named_children())[stage]
+    hook = stage_module.register_forward_hook(lambda m, i, o: outputs.__setitem__("y", o))
+    total = torch.zeros(height, width)
+    try:
+        for _ in range(samples):
+            x = torch.randn(1, record.stem.in_ch, height, width, generator=generator, requires_grad=True)
+            model(x)
+            y = outputs["y"]
+            row, col = (y.shape[2] - 1) // 2, (y.shape[3] - 1) // 2
+            y[0, :, row, col].sum().backward()
+            total += x.grad[0].abs().sum(dim=0)
+    finally:
+        hook.remove()
+    unit = (row, col)
+    top, left = (unit[a] * rows[a].stride - rows[a].padding for a in (0, 1))
+    return UnitField(
+        stage=stage,
+        unit=unit,
+        feature_size=(int(y.shape[2]), int(y.shape[3])),
+        box=(top, left, top + rows[0].size - 1, left + rows[1].size - 1),
+        center=tuple(rows[a].center + unit[a] * rows[a].stride for a in (0, 1)),  # type: ignore[arg-type]
+        erf=total / samples,
+        samples=samples,
+        seed=seed,
+        jump=(rows[0].stride, rows[1].stride),
+    )
+
+
+def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None:
+    """The input frame, the effective field as a heat map and the theoretical field as a box."""
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    height, width = result.erf.shape
+    top, left, bottom, right = result.box
+    fig, ax = plt.subplots(figsize=RF_FIGURE_INCHES, dpi=FIGURE_DPI)
+    image = ax.imshow(result.erf.numpy(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="|d unit / d input| (mean of samples)")
+    ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
+                           edgecolor="cyan", linewidth=1.5, linestyle="--"))  # fmt: skip
+    ax.plot([result.center[1]], [result.center[0]], marker="+", color="cyan", markersize=10)
+    ax.plot([result.peak[1]], [result.peak[0]], marker="x", color="white", markersize=6)
+    ax.set_xlim(min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
+    ax.set_ylim(max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
+    ax.set_title(
+        f"{model_label} {result.stage}, unit {result.unit} of {result.feature_size[0]}x{result.feature_size[1]}\n"
+        f"theoretical field {bottom - top + 1}x{right - left + 1} (dashed; + its centre)\n"
+        f"effective field (x its peak), {result.samples} random inputs, seed {result.seed}",
+        fontsize=8,
+    )
+    ax.set_xlabel("input x (pixels)")
+    ax.set_ylabel("input y (pixels)")
+    fig.subplots_adjust(left=0.12, right=0.9, top=0.88, bottom=0.1)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+
+
+def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
+    """MACs and parameters per stage as (grouped) bars, feature-map size per stage on a second axis."""
+    plt = _pyplot()
+
+    names = [s.name for s in all_costs[0].stages]
+    fig, (macs_ax, params_ax) = plt.subplots(1, 2, figsize=COST_FIGURE_INCHES, dpi=FIGURE_DPI)
+    group = 0.8 / len(all_costs)
+    for i, costs in enumerate(all_costs):
+        stages = {s.name: s for s in costs.stages}
+        xs = [j - 0.4 + group * (i + 0.5) for j in range(len(names))]
+        macs_ax.bar(xs, [stages[n].macs / 1e9 if n in stages else 0 for n in names], group, label=costs.model)
+        params_ax.bar(xs, [stages[n].params / 1e6 if n in stages else 0 for n in names], group, label=costs.model)
+    sizes = macs_ax.twinx()
+    for costs in all_costs:
+        spatial = [(j, s.output) for j, s in enumerate(costs.stages) if len(s.output) == 3]
+        sizes.plot([j for j, _ in spatial], [o[1] * o[2] for _, o in spatial], marker="o", linestyle=":",
+                   label=f"{costs.model} H x W")  # fmt: skip
+    sizes.set_yscale("log")
+    sizes.set_ylabel("feature map H x W (pixels, log)")
+    first = all_costs[0]
+    macs_ax.set_ylabel(f"GMACs at {first.input[0]}x{first.input[1]}, batch {first.batch}")
+    params_ax.set_ylabel("parameters (millions)")
+    for ax in (macs_ax, params_ax):
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names)
+    macs_ax.set_title("multiply-accumulates per stage (FLOPs = 2 x MACs)", fontsize=9)
+    params_ax.set_title("parameters per stage", fontsize=9)
+    params_ax.legend(fontsize=8)
+    sizes.legend(fontsize=7, loc="upper right")
+    fig.subplots_adjust(left=0.07, right=0.97, wspace=0.35, bottom=0.1, top=0.9)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)

@@ -1,0 +1,168 @@
+"""Pictures (valid PNGs of the promised size; the effective field peaks at the unit's centre) and the
+detection view (a base/head split and frozen parameters, derived by hand for resnet101)."""
+
+import json
+import struct
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from resnet_inspect.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    return struct.unpack(">II", header[16:24])  # width, height
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+
+
+def test_receptive_field_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "rf.png"
+    result = run("rf", "resnet18", "--plot", str(path), "--stage", "layer2", "--input", "96")
+    assert result.exit_code == 0, result.output
+    assert png_size(path) == (600, 600)
+
+
+@pytest.mark.parametrize("name, stage, size", [("resnet18", "layer2", 96), ("resnet50_vd@os8", "layer3", 97)])
+def test_effective_field_peaks_at_the_units_centre(name, stage, size):
+    import torch
+
+    import resnet_inspect as ri
+    from resnet_inspect.plots import effective_field
+
+    torch.manual_seed(0)
+    loaded = ri.load(name, device="cpu", init=True)
+    record = ri.walk(loaded.module)
+    field = effective_field(loaded.module, record, stage, size, size, samples=16, seed=0)
+    # Luo et al.: the effective field is a bump around the unit's centre (the analytic one); a unit
+    # stands for a jump x jump cell of the input, so its peak must fall inside that cell
+    for axis in (0, 1):
+        assert abs(field.peak[axis] - field.center[axis]) <= field.jump[axis] / 2
+    top, left, bottom, right = field.box
+    nonzero = field.erf.nonzero()
+    assert nonzero[:, 0].min() >= max(top, 0) and nonzero[:, 0].max() <= min(bottom, size - 1)
+    assert nonzero[:, 1].min() >= max(left, 0) and nonzero[:, 1].max() <= min(right, size - 1)
+
+
+def test_cost_picture_with_grouped_bars(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "cost.png"
+    result = run("flops", "resnet50", "resnet50_vd", "--plot", str(path))
+    assert result.exit_code == 0, result.output
+    assert png_size(path) == (1000, 500)
+
+
+def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for args in (["rf", "resnet18", "--plot", str(tmp_path / "a.png")],
+                 ["flops", "resnet18", "--plot", str(tmp_path / "b.png")]):  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 2 and "pip install 'resnet-inspect[plot]'" in result.output
+
+
+def test_bad_plot_requests(tmp_path):
+    result = run("rf", "resnet18", "--plot", str(tmp_path / "x.png"), "--stage", "layer9")
+    assert result.exit_code == 2 and "no stage 'layer9'" in result.output
+    result = run("flops", "--plot", str(tmp_path / "zoo.png"))
+    assert result.exit_code == 2 and "--plot, --split and --freeze-at need a NAME" in result.output
+
+
+# --- detection view ---------------------------------------------------------------------------------
+
+
+def conv_out(n, k, s, p):
+    return (n + 2 * p - (k - 1) - 1) // s + 1
+
+
+def bottleneck_macs(h, w, cin, planes, stride):
+    """One torchvision bottleneck at h x w input: (MACs, output h, output w)."""
+    ho, wo = conv_out(h, 3, stride, 1), conv_out(w, 3, stride, 1)
+    out = planes * 4
+    macs = h * w * cin * planes + ho * wo * planes * planes * 9 + ho * wo * planes * out
+    if stride != 1 or cin != out:
+        macs += ho * wo * cin * out
+    return macs, ho, wo
+
+
+def stage_macs(h, w, cin, planes, blocks, stride):
+    total = 0
+    for i in range(blocks):
+        macs, h, w = bottleneck_macs(h, w, cin if i == 0 else planes * 4, planes, stride if i == 0 else 1)
+        total += macs
+    return total, h, w
+
+
+def test_resnet101_c4_split_by_hand():
+    data = json.loads(run("flops", "resnet101", "--split", "c4", "--rois", "300", "--roi-size", "7",
+                          "--input", "600x1000", "--json").output)  # fmt: skip
+    # base = conv1 .. layer3 at 600 x 1000
+    h, w = conv_out(600, 7, 2, 3), conv_out(1000, 7, 2, 3)  # 300 x 500
+    base = h * w * 64 * 3 * 49
+    h, w = conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)  # max-pool: 150 x 250
+    macs, h, w = stage_macs(h, w, 64, 64, 3, 1)
+    base += macs
+    macs, h, w = stage_macs(h, w, 256, 128, 4, 2)
+    base += macs
+    macs, h, w = stage_macs(h, w, 512, 256, 23, 2)  # 38 x 63
+    base += macs
+    assert (h, w) == (38, 63)
+    assert data["base"]["macs"] == base and data["base"]["output"] == [1024, 38, 63]
+    assert data["base"]["stride"] == 16
+    # head = layer4 on one 7 x 7 x 1024 RoI feature: the strided first block makes it 4 x 4
+    head, ho, wo = stage_macs(7, 7, 1024, 512, 3, 2)
+    assert (ho, wo) == (4, 4)
+    assert data["head"]["macs_per_roi"] == head and data["head"]["output"] == [2048, 4, 4]
+    assert data["head"]["macs"] == 300 * head and data["head"]["rois"] == 300
+    # parameters: layer4 = 3 bottlenecks (2048 -> 512 -> 2048) + projection, BN 2 per channel
+    layer4 = (1024 * 512 + 512 * 512 * 9 + 512 * 2048 + 1024 * 2048 + 2 * (512 + 512 + 2048 + 2048)
+              + 2 * (2048 * 512 + 512 * 512 * 9 + 512 * 2048 + 2 * (512 + 512 + 2048)))  # fmt: skip
+    assert data["head"]["params"] == layer4
+    assert data["base"]["params"] == 44_549_160 - layer4 - (2048 * 1000 + 1000)  # torchvision total - head - fc
+    assert data["macs"] == base + 300 * head
+
+
+def test_c5_split_uses_the_whole_trunk():
+    data = json.loads(run("flops", "resnet50", "--split", "c5", "--input", "800x1333", "--json").output)
+    assert data["base"]["stride"] == 32 and data["base"]["output"][0] == 2048 and data["head"] is None
+    assert data["base"]["params"] == 25_557_032 - 2_049_000
+
+
+def test_split_table():
+    out = run("flops", "resnet101", "--split", "c4", "--input", "600x1000").output
+    assert "base" in out and "head" in out and "per RoI" in out
+
+
+def test_freeze_at_by_hand():
+    data = json.loads(run("show", "resnet50", "--freeze-at", "2", "--format", "json").output)
+    freeze = data["freeze"]
+    stem = 64 * 3 * 49 + 2 * 64
+    first = 64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256 + 2 * (64 + 64 + 256 + 256)  # with its projection
+    later = 256 * 64 + 64 * 64 * 9 + 64 * 256 + 2 * (64 + 64 + 256)
+    layer1 = first + 2 * later
+    assert freeze["frozen_params"] == stem + layer1
+    assert freeze["trainable_params"] == 25_557_032 - stem - layer1
+    # batch norms: 1 in the stem, 3 per block, 1 per projection: 1 + 16 * 3 + 4
+    assert freeze["bn_layers"] == 1 + 16 * 3 + 4
+    flops_data = json.loads(run("flops", "resnet50", "--freeze-at", "0", "--json").output)
+    assert flops_data["freeze"]["frozen_params"] == 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--split", "c3"], "'c3' is not one of"),
+    (["--split", "c4", "--rois", "0"], "--rois must be at least 1"),
+    (["--split", "c4", "--roi-size", "0"], "--roi-size must be at least 1"),
+    (["--freeze-at", "6"], "--freeze-at must be 0 to 5"),
+])  # fmt: skip
+def test_bad_detection_options(args, fragment):
+    result = run("flops", "resnet101", *args)
+    assert result.exit_code == 2 and fragment in result.output
