@@ -23,30 +23,22 @@ from .compare import Diff
 from .compare import diff as compare
 from .errors import InspectError
 from .names import resolve
+from .sources import Model
 from .spec import NetSpec
 from .walker import BlockRecord, NetRecord, StemRecord
 from .walker import walk as _walk
 
-__all__ = ["Report", "build", "diff", "inspect", "load", "resolve", "walk"]
-
-
-@dataclass(frozen=True)
-class Model:
-    """A model ready to inspect: its label, module, spec (our names only) and checkpoint report."""
-
-    label: str
-    module: nn.Module
-    spec: NetSpec | None
-    checkpoint: checkpoint.CheckpointReport | None = None
+__all__ = ["Model", "Report", "build", "diff", "inspect", "load", "resolve", "walk"]
 
 
 def load(name: str, device: str = "meta", init: bool = False, weights: str | None = None,
          strict: bool = True, **overrides: Any) -> Model:  # fmt: skip
     """Build what `name` names (our names, `torchvision:`, `timm:`, `file.py:factory`,
     `package.module:factory`) and load `weights` into it when given."""
-    loaded = sources.load(name, device=device, init=init, **overrides)
-    report = checkpoint.load_into(loaded.module, weights, strict=strict) if weights else None
-    return Model(loaded.label, loaded.module, loaded.spec, report)
+    model = sources.load(name, device=device, init=init, **overrides)
+    if weights:
+        model = replace(model, checkpoint=checkpoint.load_into(model.module, weights, strict=strict))
+    return model
 
 
 def build(name: str, device: str = "meta", init: bool = False, weights: str | None = None,
@@ -188,9 +180,7 @@ def fvcore_costs(name: str, input: int | tuple[int, int] | str = 224, batch: int
         raise InspectError("--count fvcore runs a real forward pass: use --device cpu or cuda, not meta")
     height, width = _size(input)
     analysis.check_input(height, width, batch)
-    loaded, record = records(name, device=device, weights=weights, strict=strict, **overrides)
-    if loaded.spec is not None and weights is None:
-        builder.init_weights(loaded.module)
+    loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
     costs = analysis.costs(record, height, width, batch)
     return costs, crosscheck.fvcore_count(loaded.module, record, height, width, batch)
 

@@ -250,6 +250,11 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
     overrides, loading = _split(options)
     if (plot or split or freeze_at is not None) and not names:
         raise InspectError("--plot, --split and --freeze-at need a NAME")
+    _exclusive({"--split": split, "--count fvcore": engine == "fvcore", "--plot": plot})
+    _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": freeze_at is not None})
+    _exclusive({"--split": split, "--per": _given("per")})
+    if not split and (_given("rois") or _given("roi_size")):
+        raise InspectError("--rois and --roi-size belong to --split c4")
     if split:
         _flops_split(names, device, height, width, batch, split, rois, roi_size, freeze_at, as_json, loading, overrides)
         return
@@ -292,6 +297,19 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
     if plot:
         parts.append(f"wrote {plot}")
     _print(parts)
+
+
+def _given(parameter: str) -> bool:
+    """Whether the user typed this option (not its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _exclusive(chosen: dict[str, Any]) -> None:
+    """InspectError when two views that cannot be combined are asked for together."""
+    named = [option for option, value in chosen.items() if value]
+    if len(named) > 1:
+        raise InspectError(f"{' and '.join(named)} cannot be combined: each is a view of its own")
 
 
 def _freeze(report: Any, freeze_at: int | None) -> Any:

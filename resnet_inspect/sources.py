@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from . import builder
+from .checkpoint import CheckpointReport
 from .errors import InspectError
-from .names import OVERRIDE_FIELDS, resolve
+from .names import resolve
 from .spec import NetSpec
 
 LIBRARIES = ("torchvision", "timm")
@@ -40,12 +41,13 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Loaded:
+class Model:
     """A built model and what is known about it."""
 
     label: str
     module: nn.Module
     spec: NetSpec | None  # only for our own names
+    checkpoint: CheckpointReport | None = None  # when weights were loaded into it
 
 
 def _value(text: str) -> Any:
@@ -181,12 +183,12 @@ def _user(source: Source) -> Callable[[], nn.Module]:
     return lambda: made(**source.options)
 
 
-def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) -> Loaded:
+def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) -> Model:
     """Build the model `text` names on `device` (meta: no memory; no weights are ever downloaded)."""
     source = parse_source(text)
     if source.kind == "name":
-        spec = resolve(text, **{k: v for k, v in overrides.items() if k in OVERRIDE_FIELDS})
-        return Loaded(spec.name, builder.build(spec, device=device, init=init), spec)
+        spec = resolve(text, **overrides)
+        return Model(spec.name, builder.build(spec, device=device, init=init), spec)
     target = builder.check_device(device)
     if source.kind == "torchvision":
         factory = _torchvision(source, _check_overrides(source, overrides))
@@ -211,4 +213,4 @@ def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) 
         raise InspectError(f"{text} returned {type(module).__name__}, not an nn.Module")
     if target.type != "meta":
         module.eval()
-    return Loaded(text.strip(), module, None)
+    return Model(text.strip(), module, None)

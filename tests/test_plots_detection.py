@@ -162,6 +162,10 @@ def test_freeze_at_by_hand():
     (["--split", "c4", "--rois", "0"], "--rois must be at least 1"),
     (["--split", "c4", "--roi-size", "0"], "--roi-size must be at least 1"),
     (["--freeze-at", "6"], "--freeze-at must be 0 to 5"),
+    (["--rois", "10"], "--rois and --roi-size belong to --split c4"),
+    (["--split", "c4", "--count", "fvcore"], "--split and --count fvcore cannot be combined"),
+    (["--split", "c4", "--plot", "x.png"], "--split and --plot cannot be combined"),
+    (["--split", "c4", "--per", "block"], "--split and --per cannot be combined"),
 ])  # fmt: skip
 def test_bad_detection_options(args, fragment):
     result = run("flops", "resnet101", *args)
