@@ -106,6 +106,8 @@ LOADING = ("device", "weights", "non_strict")
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(overrides, loading arguments for api.load) from a command's keyword options."""
     loading = {"weights": options.pop("weights", None), "strict": not options.pop("non_strict", False)}
+    if not loading["strict"] and not loading["weights"]:
+        raise InspectError("--non-strict applies to --weights")
     options.pop("device", None)
     return options, loading
 
@@ -180,6 +182,8 @@ def show(name: str, device: str | None, fmt: str, size: str | None, freeze_at: i
     from . import analysis, api, render
 
     overrides, loading = _split(options)
+    if fmt in ("notes", "markdown") and (size or freeze_at is not None):
+        raise InspectError(f"--input and --freeze-at add to the table and JSON formats, not to {fmt}")
     model, record = api.records(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
     costs = analysis.costs(record, *analysis.parse_input(size)) if size else None
@@ -377,6 +381,9 @@ def rf(name: str, device: str | None, per: str, plot: str | None, stage: str | N
     from . import analysis, api, render, render_costs
 
     overrides, loading = _split(options)
+    stray = [f"--{p.replace('_', '-')}" for p in ("stage", "size", "samples", "seed") if _given(p)]
+    if stray and not plot:
+        raise InspectError(f"{', '.join(stray).replace('--size', '--input')} only apply with --plot")
     if plot:
         from . import plots
 

@@ -247,3 +247,17 @@ def test_console_script_gives_one_line_on_stderr():
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("Error: unknown model")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["rf", "resnet50", "--input", "512"], "--input only apply with --plot"),
+        (["show", "resnet50", "--format", "notes", "--input", "224"], "not to notes"),
+        (["show", "resnet50", "--non-strict"], "--non-strict applies to --weights"),
+        (["flops", "--freeze-at", "2"], "need a NAME"),
+    ],
+)
+def test_options_that_would_be_ignored_are_refused(args, fragment):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and fragment in result.output
