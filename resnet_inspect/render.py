@@ -142,8 +142,21 @@ def show_tables(record: NetRecord, spec: NetSpec | None, costs: Costs | None = N
             )  # fmt: skip
         out.append(table)
     if record.unrecognised:
-        out.append(Text("not understood (not counted): " + ", ".join(record.unrecognised), style="yellow"))
+        out.append(Text(unrecognised_text(record.unrecognised), style="yellow"))
     return out
+
+
+def unrecognised_text(items: Sequence[str], first: int = 3) -> str:
+    """Leaves the walker has no rule for, grouped by kind: '16 x SEModule (...): layer1.0.se, ...'."""
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        name, _, kind = item.partition(" (")
+        groups.setdefault(kind.rstrip(")"), []).append(name)
+    lines = []
+    for kind, names in groups.items():
+        more = f", ... ({len(names) - first} more)" if len(names) > first else ""
+        lines.append(f"{len(names)} x {kind}: {', '.join(names[:first])}{more}")
+    return "not understood, so not counted: " + "; ".join(lines)
 
 
 # -- notes (seed 000's layer-notes format) ------------------------------------------------------

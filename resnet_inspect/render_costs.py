@@ -77,7 +77,9 @@ def costs_tables(costs: Costs, per: str = "stage", traced: bool = False,
 
         out.append(Text(NOTE, style="yellow"))
     if unrecognised:
-        out.append(Text("not understood (not counted): " + ", ".join(unrecognised), style="yellow"))
+        from .render import unrecognised_text
+
+        out.append(Text(unrecognised_text(unrecognised), style="yellow"))
     out.append(Text(CONVENTION, style="dim"))
     return out
 

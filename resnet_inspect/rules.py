@@ -132,7 +132,8 @@ IGNORED: frozenset[type] = frozenset(
 OPTIONAL_IGNORED = frozenset({"timm.layers.drop.DropPath", "timm.layers.drop.DropBlock2d"})
 
 
-def _optional_type(path: str) -> type | None:
+def optional_type(path: str) -> type | None:
+    """The class at a dotted path, if its module is already imported (never imports it)."""
     module_name, _, attr = path.rpartition(".")
     module = sys.modules.get(module_name)
     return getattr(module, attr, None) if module is not None else None
@@ -146,9 +147,9 @@ def reader_for(module: nn.Module) -> Callable[[str, nn.Module], Op] | None | Lit
     if kind in IGNORED:
         return "ignore"
     for path, reader in OPTIONAL_READERS.items():
-        if _optional_type(path) is kind:
+        if optional_type(path) is kind:
             return reader
-    if any(_optional_type(path) is kind for path in OPTIONAL_IGNORED):
+    if any(optional_type(path) is kind for path in OPTIONAL_IGNORED):
         return "ignore"
     for parent in kind.__mro__[1:]:
         if parent in READERS or parent in IGNORED:

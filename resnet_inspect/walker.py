@@ -16,10 +16,19 @@ from typing import Literal
 from torch import nn
 
 from .errors import InspectError
-from .rules import Op, own_params, reader_for
+from .rules import Op, optional_type, own_params, reader_for
 
 SHORTCUT_NAMES = ("downsample", "shortcut")
 CONTAINERS = (nn.Sequential, nn.ModuleList)
+# Composite layers known to run their children in order (only used when that library is loaded).
+OPTIONAL_CHAINS = ("timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d",)
+
+
+def is_chain(module: nn.Module) -> bool:
+    """A container whose forward applies its children one after the other."""
+    if type(module) in CONTAINERS:
+        return True
+    return any(optional_type(path) is type(module) for path in OPTIONAL_CHAINS)
 
 
 @dataclass(frozen=True)
@@ -98,8 +107,11 @@ def _subtree(prefix: str, module: nn.Module, unknown: list[str]) -> tuple[list[O
             unknown.append(f"{prefix} ({type(module).__name__})")
             return [], params
         return ([] if reader == "ignore" else [reader(prefix, module)]), params
-    if params and not isinstance(module, CONTAINERS):
-        unknown.append(f"{prefix} ({type(module).__name__}, holds parameters itself)")
+    if not is_chain(module):
+        # its forward may branch or reshape (a squeeze-excitation gate, say): reading its layers as a
+        # chain could give numbers that look right and are not, so it is reported instead
+        unknown.append(f"{prefix} ({type(module).__name__}, a composite layer the walker cannot follow)")
+        return [], params
     ops: list[Op] = []
     for name, child in children:
         child_ops, child_params = _subtree(f"{prefix}.{name}" if prefix else name, child, unknown)

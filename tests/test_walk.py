@@ -203,3 +203,24 @@ def test_basic_blocks_dilate_both_convs():
     assert dilations(r, "layer3") == [(1, 2), (2, 2)]
     assert dilations(r, "layer4") == [(2, 4), (4, 4)]
     assert dilations(records("resnet18_vd@os8"), "layer4") == [(4, 4), (4, 4)]
+
+
+class Excite(nn.Module):  # a side branch: pooled, squeezed, multiplied back
+    def __init__(self, channels):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // 4, 1)
+        self.fc2 = nn.Conv2d(channels // 4, channels, 1)
+
+    def forward(self, x):
+        return x * self.fc2(self.fc1(x.mean((2, 3), keepdim=True))).sigmoid()
+
+
+def test_composite_layers_are_reported_not_read_as_a_chain():
+    # read as a chain, fc1/fc2 would be counted at full resolution: numbers that look right and are not
+    model = build(resolve("resnet50"))
+    model.layer1[0].se = Excite(256).to("meta")
+    record = walk(model)
+    assert record.unrecognised == ("layer1.0.se (Excite, a composite layer the walker cannot follow)",)
+    assert [op.name for op in record.blocks[0].main if op.kind == "conv"] == [
+        "layer1.0.conv1", "layer1.0.conv2", "layer1.0.conv3"]  # fmt: skip
+    assert record.blocks[0].params == 75_008 + (256 * 64 + 64) + (64 * 256 + 256)  # counted as parameters
