@@ -111,7 +111,7 @@ def _subtree(prefix: str, module: nn.Module, unknown: list[str]) -> tuple[list[O
         # its forward may branch or reshape (a squeeze-excitation gate, say): reading its layers as a
         # chain could give numbers that look right and are not, so it is reported instead
         unknown.append(f"{prefix} ({type(module).__name__}, a composite layer the walker cannot follow)")
-        return [], params
+        return [], sum(p.numel() for p in module.parameters())
     ops: list[Op] = []
     for name, child in children:
         child_ops, child_params = _subtree(f"{prefix}.{name}" if prefix else name, child, unknown)
