@@ -27,6 +27,7 @@ class SamePadAvgPool2d(nn.AvgPool2d):
     (timm's AvgPool2dSame, used in the avg-pool shortcut of a dilated stage)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad to "same", then average."""
         pads = []
         for size, k, s in reversed(list(zip(x.shape[-2:], self.kernel_size, self.stride))):
             total = same_padding(int(size), k, s)

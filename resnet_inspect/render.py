@@ -79,7 +79,7 @@ BLOCK_COLUMNS = (("#", False), ("in", False), ("planes", False), ("width", False
 SHAPE_COLUMNS = (("output", False), ("cum", False))
 
 
-def _table(title: str, columns: Sequence[tuple[str, bool]], wrap_last: bool = False) -> Any:
+def compact_table(title: str, columns: Sequence[tuple[str, bool]], wrap_last: bool = False) -> Any:
     """A compact rich table; cells never wrap (numbers stay whole) except the last column's when asked."""
     from rich import box
     from rich.table import Table
@@ -111,7 +111,7 @@ def show_tables(record: NetRecord, spec: NetSpec | None, costs: Costs | None = N
     outputs = {b.name: b for b in costs.blocks} if costs else {}
 
     stem = record.stem
-    stem_table = _table("stem", STEM_COLUMNS)
+    stem_table = compact_table("stem", STEM_COLUMNS)
     stem_table.add_row(
         stem.kind,
         ",".join(stem.convs),
@@ -127,7 +127,7 @@ def show_tables(record: NetRecord, spec: NetSpec | None, costs: Costs | None = N
     for stage in record.stages:
         blocks = [b for b in record.blocks if b.stage == stage]
         kinds = "/".join(dict.fromkeys(b.type for b in blocks))
-        table = _table(
+        table = compact_table(
             f"{stage}: {len(blocks)} {kinds} blocks, {count(sum(b.params for b in blocks))} parameters",
             BLOCK_COLUMNS + (SHAPE_COLUMNS if costs else ()),
         )
@@ -308,7 +308,7 @@ def family(spec: NetSpec) -> str:
 
 def zoo_table(specs: Sequence[NetSpec]) -> Any:
     """`resnet-inspect list`: one row per registered name."""
-    table = _table(f"{len(specs)} registered variants", [(c, True) for c in ZOO_COLUMNS])
+    table = compact_table(f"{len(specs)} registered variants", [(c, True) for c in ZOO_COLUMNS])
     for spec in specs:
         table.add_row(
             spec.name,
@@ -353,7 +353,7 @@ def checkpoint_line(report: CheckpointReport) -> str:
 
 def checkpoint_table(report: CheckpointReport, first: int = 10) -> Any:
     """Missing, unexpected and reshaped keys, the first few of each."""
-    table = _table(
+    table = compact_table(
         f"{report.path}: {len(report.missing)} missing, {len(report.unexpected)} unexpected, "
         f"{len(report.mismatched)} with another shape"
         + (f" (prefix {', '.join(report.stripped)} stripped)" if report.stripped else ""),
@@ -374,7 +374,7 @@ def checkpoint_table(report: CheckpointReport, first: int = 10) -> Any:
 def keys_table(label: str, keys: Sequence[dict[str, Any]]) -> Any:
     """`export-keys`: one row per state-dict entry."""
     params = sum(1 for k in keys if k["kind"] == "parameter")
-    table = _table(f"{label}: {len(keys)} entries ({params} parameters, {len(keys) - params} buffers)",
+    table = compact_table(f"{label}: {len(keys)} entries ({params} parameters, {len(keys) - params} buffers)",
                    [("name", True), ("shape", True), ("kind", True), ("dtype", True)])  # fmt: skip
     for k in keys:
         table.add_row(k["name"], "x".join(map(str, k["shape"])) or "scalar", k["kind"], k["dtype"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from .render import _table, count
+from .render import compact_table, count
 
 if TYPE_CHECKING:
     from .analysis import Costs, FieldReport, Freeze, PartCost, SplitCosts
@@ -54,7 +54,7 @@ def costs_tables(costs: Costs, per: str = "stage", traced: bool = False,
     )
     out: list[Any] = [header]
     if per == "layer":
-        table = _table("per layer", [("layer", True), ("kind", True), ("output", True), ("params", False),
+        table = compact_table("per layer", [("layer", True), ("kind", True), ("output", True), ("params", False),
                                      ("MACs", False), ("activations", False)])  # fmt: skip
         for row in costs.layers:
             table.add_row(row.name, row.kind, shape_text(row.output), count(row.params), count(row.macs),
@@ -62,7 +62,7 @@ def costs_tables(costs: Costs, per: str = "stage", traced: bool = False,
         out.append(table)
     else:
         parts = costs.stages if per == "stage" or not costs.blocks else costs.blocks
-        table = _table(f"per {per}", [("name", True), ("params", False), ("MACs", False), ("FLOPs", False),
+        table = compact_table(f"per {per}", [("name", True), ("params", False), ("MACs", False), ("FLOPs", False),
                                       ("activations", False), ("output", True), ("stride", False),
                                       ("MACs share", True)])  # fmt: skip
         for part in parts:
@@ -87,7 +87,7 @@ def costs_tables(costs: Costs, per: str = "stage", traced: bool = False,
 def zoo_costs_table(all_costs: Sequence[Costs]) -> Any:
     """The model-zoo table: one row per model at one input."""
     first = all_costs[0]
-    table = _table(
+    table = compact_table(
         f"{len(all_costs)} models at {first.input[0]}x{first.input[1]}, batch {first.batch} "
         "(MACs = multiply-accumulates, FLOPs = 2 x MACs)",
         [("name", True), ("params", False), ("GMACs", False), ("GFLOPs", False), ("MACs", False),
@@ -143,11 +143,11 @@ def fvcore_tables(costs: Costs, fvcore: dict[str, Any]) -> list[Any]:
         f" at {costs.input[0]}x{costs.input[1]}, batch {costs.batch}: fvcore FlopCountAnalysis total "
         f"{count(fvcore['total'])} ({giga(fvcore['total'])})"
     )
-    table = _table("per stage", [("name", True), ("fvcore", False), ("MACs (ours)", False)])
+    table = compact_table("per stage", [("name", True), ("fvcore", False), ("MACs (ours)", False)])
     for stage in costs.stages:
         table.add_row(stage.name, count(fvcore["stages"][stage.name]), count(stage.macs))
     table.add_row("total", count(fvcore["total"]), count(costs.macs), style="bold")
-    ops = _table("fvcore by operator", [("operator", True), ("count", False)])
+    ops = compact_table("fvcore by operator", [("operator", True), ("count", False)])
     for name, value in sorted(fvcore["by_operator"].items()):
         ops.add_row(name, count(value))
     note = Text(
@@ -178,13 +178,13 @@ def rf_tables(report: FieldReport, per: str = "block") -> list[Any]:
     columns = [("name", True), ("size", False), ("jump", False), ("padding", False), ("center", False),
                ("aligned", True), ("main", False), ("shortcut", False)]  # fmt: skip
     out: list[Any] = [header]
-    stage_table = _table("per stage (theoretical receptive field of one unit, input pixels)", columns)
+    stage_table = compact_table("per stage (theoretical receptive field of one unit, input pixels)", columns)
     for row in (report.stem, *report.stages):
         stage_table.add_row(row.name, str(row.size), str(row.stride), str(row.padding), str(row.center),
                             _aligned(row.aligned), str(row.main_size), str(row.shortcut_size))  # fmt: skip
     out.append(stage_table)
     if per == "block":
-        block_table = _table("per block", columns)
+        block_table = compact_table("per block", columns)
         for row in report.blocks:
             block_table.add_row(row.name, str(row.size), str(row.stride), str(row.padding), str(row.center),
                                 _aligned(row.aligned), str(row.main_size), str(row.shortcut_size))  # fmt: skip
@@ -215,7 +215,7 @@ def rf_data(report: FieldReport) -> dict[str, Any]:
 
 def bench_table(r: BenchResult) -> Any:
     """`bench`: latency, throughput and memory of one configuration."""
-    table = _table(
+    table = compact_table(
         f"{r.model} on {r.device} ({r.device_name}), {r.dtype}"
         f"{', channels_last' if r.channels_last else ''}, batch {r.batch}, {r.input[0]}x{r.input[1]}, "
         f"{r.threads} threads: {r.iters} timed iterations after {r.warmup} warm-up",
@@ -253,7 +253,7 @@ def split_tables(sc: SplitCosts) -> list[Any]:
         + (f"; head = {', '.join(sc.head_stages)} on {sc.roi_size}x{sc.roi_size} RoI features" if sc.head_per_roi
            else "; no head (the whole trunk is the base)")  # fmt: skip
     )
-    table = _table("", [("part", True), ("params", False), ("MACs", False), ("FLOPs", False), ("output", True)])
+    table = compact_table("", [("part", True), ("params", False), ("MACs", False), ("FLOPs", False), ("output", True)])
     table.add_row("base (per batch)", count(sc.base.params), count(sc.base.macs), count(sc.base.flops),
                   shape_text(sc.base.output))  # fmt: skip
     if sc.head_per_roi:

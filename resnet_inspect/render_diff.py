@@ -8,7 +8,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from .render import _table, count
+from .render import compact_table, count
 from .render_costs import shape_text
 
 if TYPE_CHECKING:
@@ -123,13 +123,13 @@ def diff_tables(d: Diff, show_all: bool = False) -> list[Any]:
     header.append(f"   at {d.input[0]}x{d.input[1]} (MACs = multiply-accumulates, FLOPs = 2 x MACs)")
     out: list[Any] = [header]
 
-    summary = _table("summary", [("", True), ("A", False), ("B", False), ("B - A", False), ("B / A", False)])
+    summary = compact_table("summary", [("", True), ("A", False), ("B", False), ("B - A", False), ("B / A", False)])
     for m in d.summary:  # always whole: an unchanged total is news too
         summary.add_row(m.name, text(m.a, m.name), text(m.b, m.name), _signed(m.delta), _ratio(m.ratio),
                         style=None if m.changed else "dim")  # fmt: skip
     out.append(summary)
 
-    stem = _table("stem", [("field", True), ("A -> B", True)])
+    stem = compact_table("stem", [("field", True), ("A -> B", True)])
     for m in d.stem:
         if m.changed or show_all:
             stem.add_row(m.name, word_diff(m))
@@ -142,7 +142,7 @@ def diff_tables(d: Diff, show_all: bool = False) -> list[Any]:
         out.append(_stage_line(stage))
         rows = [(b, _block_row(b, d.a, d.b)) for b in stage.blocks if show_all or b.status != "same"]
         if rows:
-            table = _table("", [("block", True), ("what changes", True)], wrap_last=True)
+            table = compact_table("", [("block", True), ("what changes", True)], wrap_last=True)
             for name, cell in _collapse(rows):
                 table.add_row(name, cell)
             out.append(table)
@@ -180,6 +180,7 @@ def diff_data(d: Diff, show_all: bool = False) -> dict[str, Any]:
     """`diff --json` (schema resnet-inspect/diff/1, docs/cli.md); equal fields only with `show_all`."""
 
     def fields(metrics: tuple[Metric, ...]) -> dict[str, Any]:
+        """The metrics that differ (all of them with `show_all`)."""
         return {m.name: _metric(m) for m in metrics if m.changed or show_all}
 
     stages = []

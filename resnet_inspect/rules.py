@@ -87,6 +87,7 @@ def read_bn(name: str, m: nn.Module) -> Op:
 
 def _pool(kind: OpKind) -> Callable[[str, nn.Module], Op]:
     def read(name: str, m: nn.Module) -> Op:
+        """The pool's window."""
         stride = m.stride if m.stride is not None else m.kernel_size  # type: ignore[attr-defined]
         return Op(
             name, kind, 0, 0, _pair(m.kernel_size), _pair(stride), _pair(m.padding),  # type: ignore[attr-defined]

@@ -131,6 +131,7 @@ class _Parts:
 
     @property
     def is_block(self) -> bool:
+        """Two or more convolutions on the main path."""
         return sum(op.kind == "conv" for op in self.main) >= 2
 
 

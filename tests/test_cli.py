@@ -21,7 +21,7 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
-@pytest.mark.parametrize("command", ["show", "list", "flops", "rf"])
+@pytest.mark.parametrize("command", ["show", "list", "flops", "rf", "diff", "bench", "export-keys"])
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
