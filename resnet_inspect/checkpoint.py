@@ -56,8 +56,11 @@ def read_state_dict(path: str) -> tuple[dict[str, torch.Tensor], str | None]:
         detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
         raise InspectError(f"{path} is not a readable PyTorch checkpoint: {detail}") from None
     except Exception as error:  # truncated zip, wrong format, empty file, ...
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InspectError(f"{path} is not a readable PyTorch checkpoint: {message}") from None
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InspectError(
+            f"{path} is not a readable PyTorch checkpoint (torch.load: {type(error).__name__}"
+            + (f": {message})" if message else ")")
+        ) from None
     wrapper = None
     if isinstance(obj, dict):
         for key in WRAPPERS:

@@ -260,6 +260,10 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
     _exclusive({"--split": split, "--per": _given("per")})
     if not split and (_given("rois") or _given("roi_size")):
         raise InspectError("--rois and --roi-size belong to --split c4")
+    if plot:
+        from . import plots
+
+        plots.check_output(plot)
     if split:
         _flops_split(names, device, height, width, batch, split, rois, roi_size, freeze_at, as_json, loading, overrides)
         return
@@ -391,7 +395,7 @@ def rf(name: str, device: str | None, per: str, plot: str | None, stage: str | N
         height, width = analysis.parse_input(size)
         if samples < 1:
             raise InspectError(f"--samples must be at least 1, got {samples}")
-        plots.check_available()
+        plots.check_output(plot)
         import torch
 
         torch.manual_seed(seed)  # the random weights

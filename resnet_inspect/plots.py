@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,9 +25,24 @@ RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
 COST_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
 
 
-def check_available() -> None:
-    """InspectError naming the extra when matplotlib is missing (before any work is done)."""
+def check_output(path: str) -> None:
+    """InspectError when matplotlib is missing (naming the extra) or `path` cannot be written,
+    before any work is done."""
     _pyplot()
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise InspectError(f"--plot writes PNG files: {path} should end in .png")
+    if not target.parent.is_dir():
+        raise InspectError(f"cannot write {path}: no directory {target.parent}")
+
+
+def _save(fig: Any, path: str) -> None:
+    try:
+        fig.savefig(path, dpi=FIGURE_DPI)
+    except OSError as error:
+        raise InspectError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        _pyplot().close(fig)
 
 
 def _pyplot() -> Any:
@@ -126,8 +142,7 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     ax.set_xlabel("input x (pixels)")
     ax.set_ylabel("input y (pixels)")
     fig.subplots_adjust(left=0.12, right=0.9, top=0.88, bottom=0.1)
-    fig.savefig(path, dpi=FIGURE_DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
@@ -160,5 +175,4 @@ def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
     params_ax.legend(fontsize=8)
     sizes.legend(fontsize=7, loc="upper right")
     fig.subplots_adjust(left=0.07, right=0.97, wspace=0.35, bottom=0.1, top=0.9)
-    fig.savefig(path, dpi=FIGURE_DPI)
-    plt.close(fig)
+    _save(fig, path)

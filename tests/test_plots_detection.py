@@ -71,6 +71,10 @@ def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
 
 
 def test_bad_plot_requests(tmp_path):
+    result = run("rf", "resnet18", "--plot", str(tmp_path / "missing" / "x.png"))
+    assert result.exit_code == 2 and "cannot write" in result.output
+    result = run("flops", "resnet18", "--plot", str(tmp_path / "x.jpg"))
+    assert result.exit_code == 2 and "should end in .png" in result.output
     result = run("rf", "resnet18", "--plot", str(tmp_path / "x.png"), "--stage", "layer9")
     assert result.exit_code == 2 and "no stage 'layer9'" in result.output
     result = run("flops", "--plot", str(tmp_path / "zoo.png"))
