@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -212,24 +210,9 @@ def prepare_bench(name: str, device: str, input: int | tuple[int, int] | str, ba
 def costs_of_names(
     names: list[str], height: int, width: int, batch: int = 1, device: str = "meta", **overrides: Any
 ) -> list[Costs]:
-    """Costs of many variants at one input, in the order given (the model-zoo table).
-
-    Building modules is pure-Python work bound by the GIL, so on Linux with two or more cores a
-    forked child builds every other variant while this process builds the rest; the child only
-    creates meta tensors, never running a kernel, so forking after `import torch` is safe here.
-    """
-    job = (height, width, batch, device, overrides)
-    if len(names) < 8 or (os.cpu_count() or 1) < 2 or sys.platform != "linux" or device != "meta":
-        return _costs(names, *job)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        odd = pool.submit(_costs, names[1::2], *job)
-        even = _costs(names[0::2], *job)
-        merged = [None] * len(names)
-        merged[0::2], merged[1::2] = even, odd.result()
-    return merged  # type: ignore[return-value]
+    """Costs of many variants at one input, in the order given (the model-zoo table); names that
+    build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
+    return _costs(names, height, width, batch, device, overrides)
 
 
 def _costs(

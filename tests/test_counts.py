@@ -203,8 +203,8 @@ def test_non_positive_sizes_and_batches_are_refused(h, w, batch):
 
 
 def test_many_names_at_once_equal_one_at_a_time():
-    # the zoo table builds half of the variants in a forked child and walks names that build the
-    # same layers once; the numbers must be those of each name on its own
+    # the zoo table walks names that build the same layers once; the numbers must be those of each
+    # name on its own
     from resnet_inspect.api import costs_of_names
     from resnet_inspect.names import REGISTRY
 
