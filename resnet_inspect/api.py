@@ -174,8 +174,6 @@ def fvcore_costs(name: str, input: int | tuple[int, int] | str = 224, batch: int
     """Our costs beside fvcore's own count on a real input (the cross-check engine)."""
     from . import crosscheck
 
-    if device == "meta":
-        raise InspectError("--count fvcore runs a real forward pass: use --device cpu or cuda, not meta")
     height, width = _size(input)
     analysis.check_input(height, width, batch)
     loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
@@ -212,13 +210,7 @@ def costs_of_names(
 ) -> list[Costs]:
     """Costs of many variants at one input, in the order given (the model-zoo table); names that
     build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
-    return _costs(names, height, width, batch, device, overrides)
-
-
-def _costs(
-    names: list[str], height: int, width: int, batch: int, device: str, overrides: dict[str, Any]
-) -> list[Costs]:
-    records_by_layers: dict[object, NetRecord] = {}  # names that build the same layers walk alike
+    records_by_layers: dict[object, NetRecord] = {}
     results = []
     for name in names:
         if sources.parse_source(name).kind != "name":
