@@ -6,10 +6,22 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["InspectError", "Report", "__version__", "build", "diff", "inspect", "load", "resolve", "walk"]
-_API = ("Report", "build", "diff", "inspect", "load", "resolve", "walk")
+__all__ = [
+    "CheckpointMismatch",
+    "InspectError",
+    "Model",
+    "Report",
+    "__version__",
+    "build",
+    "diff",
+    "inspect",
+    "load",
+    "resolve",
+    "walk",
+]
+_API = ("Model", "Report", "build", "diff", "inspect", "load", "resolve", "walk")
 
-from .errors import InspectError
+from .errors import CheckpointMismatch, InspectError
 
 
 def __getattr__(name: str) -> Any:

@@ -1,46 +1,91 @@
-"""The Python API; the command line is a thin layer over it (docs/api.md).
+"""The Python API: every view the command line offers is one function here, returning data (docs/api.md).
 
     import resnet_inspect as ri
     model = ri.build("resnet50_vd", output_stride=8)              # an nn.Module (meta by default)
     report = ri.inspect("resnet101@os8", input=(1024, 2048))     # records, costs, receptive fields
     print(report.macs, report.blocks[0].downsample, report.to_json())
     d = ri.diff("resnet50", "resnet50_vd")                        # a Diff
+
+Importing this module does not import torch (so `list` and `--help` start fast); the functions that
+build modules import it on first use.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from . import analysis, builder, checkpoint, sources
-from .analysis import Costs, FieldReport, PartCost
-from .compare import Diff
-from .compare import diff as compare
 from .errors import InspectError
-from .names import resolve
-from .sources import Model
-from .spec import NetSpec
-from .walker import BlockRecord, NetRecord, StemRecord
-from .walker import walk as _walk
+from .model.names import REGISTRY, natural_key, parse_int_list, resolve
+from .model.spec import NetSpec
+from .numbers import detection
+from .numbers.costs import Costs, PartCost, costs
+from .numbers.detection import Freeze, SplitCosts
+from .numbers.diff import Diff
+from .numbers.diff import diff as compare
+from .numbers.fields import FieldReport, receptive_fields
+from .numbers.sizes import check_input, input_size, parse_input
+from .output import schema
+from .records.types import BlockRecord, NetRecord, StemRecord
 
-__all__ = ["Model", "Report", "build", "diff", "inspect", "load", "resolve", "walk"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .measure.erf import UnitField
+    from .model.checkpoint import CheckpointReport
+    from .model.sources import Model
+
+__all__ = [
+    "Model",
+    "Report",
+    "build",
+    "diff",
+    "inspect",
+    "load",
+    "resolve",
+    "walk",
+    "parse_input",
+    "parse_int_list",
+]
+
+Size = int | tuple[int, int] | str
 
 
-def load(name: str, device: str = "meta", init: bool = False, weights: str | None = None,
-         strict: bool = True, **overrides: Any) -> Model:  # fmt: skip
+def __getattr__(name: str) -> Any:
+    if name == "Model":
+        from .model.sources import Model
+
+        return Model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load(
+    name: str,
+    device: str = "meta",
+    init: bool = False,
+    weights: str | None = None,
+    strict: bool = True,
+    **overrides: Any,
+) -> Model:
     """Build what `name` names (our names, `torchvision:`, `timm:`, `file.py:factory`,
     `package.module:factory`) and load `weights` into it when given."""
+    from .model import checkpoint, sources
+
     model = sources.load(name, device=device, init=init, **overrides)
     if weights:
         model = replace(model, checkpoint=checkpoint.load_into(model.module, weights, strict=strict))
     return model
 
 
-def build(name: str, device: str = "meta", init: bool = False, weights: str | None = None,
-          strict: bool = True, **overrides: Any) -> nn.Module:  # fmt: skip
+def build(
+    name: str,
+    device: str = "meta",
+    init: bool = False,
+    weights: str | None = None,
+    strict: bool = True,
+    **overrides: Any,
+) -> nn.Module:
     """The nn.Module for a name, e.g. `build("resnet50_vd", output_stride=8)`; on the meta device
     unless told (no memory, no initialisation), torchvision-style random weights when `init`."""
     return load(name, device, init, weights, strict, **overrides).module
@@ -48,7 +93,23 @@ def build(name: str, device: str = "meta", init: bool = False, weights: str | No
 
 def walk(module: nn.Module, label: str = "", state: bool = False) -> NetRecord:
     """Block records read off any ResNet-like module (with state-dict names when `state`)."""
-    return _walk(module, label, state)
+    from .records.walker import walk as walk_module
+
+    return walk_module(module, label, state)
+
+
+def records(
+    name: str,
+    device: str = "meta",
+    weights: str | None = None,
+    strict: bool = True,
+    state: bool = False,
+    init: bool = False,
+    **overrides: Any,
+) -> tuple[Model, NetRecord]:
+    """A model and its records; InspectError explaining the expected structure when it is not a ResNet."""
+    loaded = load(name, device=device, init=init, weights=weights, strict=strict, **overrides)
+    return loaded, walk(loaded.module, loaded.label, state)
 
 
 @dataclass(frozen=True)
@@ -68,158 +129,283 @@ class Report:
     blocks: tuple[BlockRecord, ...]
     stages: tuple[PartCost, ...]
     receptive_fields: FieldReport | None
-    checkpoint: checkpoint.CheckpointReport | None = None
+    checkpoint: CheckpointReport | None = None
     unrecognised: tuple[str, ...] = ()
     record: NetRecord | None = field(default=None, repr=False)  # None: not read as a ResNet
     costs: Costs | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """`show`, `flops` and `rf` JSON together (schema resnet-inspect/report/1)."""
-        from dataclasses import asdict
-
-        from . import render, render_costs
-
         assert self.costs is not None
-        return {
-            "schema": "resnet-inspect/report/1",
-            "model": self.model,
-            "show": render.show_data(self.record, self.spec, self.costs) if self.record else None,
-            "flops": render_costs.costs_data(self.costs),
-            "rf": render_costs.rf_data(self.receptive_fields) if self.receptive_fields else None,
-            "checkpoint": asdict(self.checkpoint) if self.checkpoint else None,
-            "unrecognised": list(self.unrecognised),
-        }
+        return schema.report(
+            self.model, self.record, self.spec, self.costs, self.receptive_fields, self.checkpoint, self.unrecognised
+        )
 
     def to_json(self, indent: int | None = 2) -> str:
         """to_dict() as JSON text."""
         return json.dumps(self.to_dict(), indent=indent)
 
 
-def _size(value: int | tuple[int, int] | str) -> tuple[int, int]:
-    if isinstance(value, str):
-        return analysis.parse_input(value)
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
-
-
-def inspect(model: str | nn.Module, input: int | tuple[int, int] | str = 224, batch: int = 1,
-            device: str = "meta", weights: str | None = None, strict: bool = True,
-            **overrides: Any) -> Report:  # fmt: skip
+def inspect(
+    model: str | nn.Module,
+    input: Size = 224,
+    batch: int = 1,
+    device: str = "meta",
+    weights: str | None = None,
+    strict: bool = True,
+    **overrides: Any,
+) -> Report:
     """Records, costs and receptive fields of a name or an nn.Module at `input` (N, (H, W) or
     'HxW'); overrides such as output_stride=8 apply to names. A module the walker cannot read as a
     ResNet still gets parameters, MACs and stage shapes (from a meta-tensor forward pass)."""
-    height, width = _size(input)
-    analysis.check_input(height, width, batch)
-    if isinstance(model, nn.Module):
-        if overrides:
-            raise InspectError("overrides apply to names; build the module with them instead")
-        loaded = Model(type(model).__name__, model, None,
-                       checkpoint.load_into(model, weights, strict) if weights else None)  # fmt: skip
-    else:
-        loaded = load(model, device=device, weights=weights, strict=strict, **overrides)
-    try:
-        record = _walk(loaded.module, loaded.label)
-    except InspectError:
-        from . import trace
+    from .model import checkpoint
+    from .model.sources import Model
+    from .records.walker import walk as walk_module
 
-        costs, unknown = trace.traced_costs(loaded.module, loaded.label, height, width, batch)
-        return Report(loaded.label, loaded.spec, costs.params, (height, width), batch, costs.output_stride,
-                      costs.macs, costs.flops, costs.activations, None, (), costs.stages, None,
-                      loaded.checkpoint, unknown, None, costs)  # fmt: skip
-    costs = analysis.costs(record, height, width, batch)
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    if isinstance(model, str):
+        loaded = load(model, device=device, weights=weights, strict=strict, **overrides)
+    else:
+        if overrides:
+            raise InspectError("apply to names; build the module with them instead", tuple(sorted(overrides)))
+        report = checkpoint.load_into(model, weights, strict) if weights else None
+        loaded = Model(type(model).__name__, model, None, report)
+    try:
+        record = walk_module(loaded.module, loaded.label)
+    except InspectError:
+        from .measure import trace
+
+        traced, unknown = trace.traced_costs(loaded.module, loaded.label, height, width, batch)
+        return Report(
+            loaded.label,
+            loaded.spec,
+            traced.params,
+            (height, width),
+            batch,
+            traced.output_stride,
+            traced.macs,
+            traced.flops,
+            traced.activations,
+            None,
+            (),
+            traced.stages,
+            None,
+            loaded.checkpoint,
+            unknown,
+            None,
+            traced,
+        )
+    counted = costs(record, height, width, batch)
     return Report(
-        model=loaded.label, spec=loaded.spec, params=record.params, input=(height, width), batch=batch,
-        output_stride=costs.output_stride, macs=costs.macs, flops=costs.flops, activations=costs.activations,
-        stem=record.stem, blocks=record.blocks, stages=costs.stages,
-        receptive_fields=analysis.receptive_fields(record), checkpoint=loaded.checkpoint,
-        unrecognised=record.unrecognised, record=record, costs=costs,
-    )  # fmt: skip
+        model=loaded.label,
+        spec=loaded.spec,
+        params=record.params,
+        input=(height, width),
+        batch=batch,
+        output_stride=counted.output_stride,
+        macs=counted.macs,
+        flops=counted.flops,
+        activations=counted.activations,
+        stem=record.stem,
+        blocks=record.blocks,
+        stages=counted.stages,
+        receptive_fields=receptive_fields(record),
+        checkpoint=loaded.checkpoint,
+        unrecognised=record.unrecognised,
+        record=record,
+        costs=counted,
+    )
+
+
+# -- the views ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShowView:
+    """`show`: a model's records, with costs at an input and a freeze_at count when asked for."""
+
+    model: Model
+    record: NetRecord
+    costs: Costs | None
+    frozen: Freeze | None
+
+
+def show(name: str, input: Size | None = None, freeze_at: int | None = None, **options: Any) -> ShowView:
+    """Records of a name (with each block's output at `input`, and detectron2's freeze_at count)."""
+    model, record = records(name, **options)
+    at = costs(record, *input_size(input)) if input is not None else None
+    frozen = detection.freeze(record, freeze_at) if freeze_at is not None else None
+    return ShowView(model, record, at, frozen)
+
+
+def freeze(report: Report, freeze_at: int) -> Freeze:
+    """detectron2's freeze_at on an inspected model: frozen and trainable parameters, batch norms."""
+    if report.record is None:
+        raise InspectError(f"needs the stages of a ResNet; {report.model} does not read as one", "freeze_at")
+    return detection.freeze(report.record, freeze_at)
+
+
+def split(
+    name: str,
+    input: Size = 224,
+    split: str = "c4",
+    rois: int = 300,
+    roi_size: int = 7,
+    batch: int = 1,
+    freeze_at: int | None = None,
+    **options: Any,
+) -> tuple[Model, SplitCosts, Freeze | None]:
+    """Faster R-CNN's view of a backbone: the base once per image, the last stage once per RoI (C4)."""
+    model, record = records(name, **options)
+    height, width = input_size(input)
+    result = detection.split_costs(record, height, width, split, rois, roi_size, batch)
+    return model, result, detection.freeze(record, freeze_at) if freeze_at is not None else None
+
+
+def fields(name: str, **options: Any) -> tuple[Model, FieldReport]:
+    """Theoretical receptive fields of a name, per block and stage."""
+    model, record = records(name, **options)
+    return model, receptive_fields(record)
+
+
+def effective_field(
+    name: str,
+    stage: str | None = None,
+    input: Size = 224,
+    samples: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Any = None,
+    **options: Any,
+) -> tuple[Model, FieldReport, UnitField]:
+    """One unit's theoretical and effective receptive field (a real forward and backward pass with
+    random weights seeded by `seed`, or the loaded `weights`)."""
+    import torch
+
+    from .measure.erf import effective_field as measure
+
+    height, width = input_size(input)
+    if device == "meta":
+        raise InspectError("must be cpu or cuda, not meta: the effective field needs a real backward pass", "device")
+    torch.manual_seed(seed)  # the random weights
+    model, record = records(name, device=device, init=True, **options)
+    chosen = stage or record.stages[-1]
+    return model, receptive_fields(record), measure(model.module, record, chosen, height, width, samples, seed, progress)
+
+
+def zoo(
+    names: list[str] | None = None, input: Size = 224, batch: int = 1, device: str = "meta", **overrides: Any
+) -> list[Costs]:
+    """Costs of many variants at one input, in the order given (every registered name by default);
+    names that build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
+    from .model.build import build as build_spec
+    from .model.sources import parse_source
+    from .records.walker import walk as walk_module
+
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    walked: dict[object, NetRecord] = {}
+    results = []
+    for name in names or list_names():
+        if parse_source(name).kind != "name":
+            _, record = records(name, device=device, **overrides)
+        else:
+            spec = resolve(name, **overrides)
+            key = (spec.stem_spec(), spec.blocks(), spec.num_classes)
+            if key not in walked:
+                walked[key] = walk_module(build_spec(spec, device=device), spec.name)
+            record = replace(walked[key], model=spec.name)
+        results.append(costs(record, height, width, batch))
+    return results
+
+
+def list_names() -> list[str]:
+    """Every registered name, in natural order (resnet18 before resnet101)."""
+    return sorted(REGISTRY, key=natural_key)
+
+
+def list_specs() -> list[NetSpec]:
+    """The spec of every registered name, in natural order."""
+    return [REGISTRY[name]() for name in list_names()]
+
+
+def diff(a: str, b: str, input: Size = 224, device: str = "meta", **overrides: Any) -> Diff:
+    """A against B (names with their own @overrides; keyword overrides apply to both)."""
+    height, width = input_size(input)
+    sides = []
+    for label, text in (("A", a), ("B", b)):
+        try:
+            _, record = records(text, device=device, state=True, **overrides)
+            sides.append((record, costs(record, height, width), receptive_fields(record)))
+        except InspectError as error:
+            raise InspectError(f"{label} ({text.strip()}): {error}") from None
+    return compare(*sides[0], *sides[1])
+
+
+def fvcore_costs(
+    name: str,
+    input: Size = 224,
+    batch: int = 1,
+    device: str = "cpu",
+    weights: str | None = None,
+    strict: bool = True,
+    **overrides: Any,
+) -> tuple[Costs, dict[str, Any]]:
+    """Our costs beside fvcore's own count on a real input (the cross-check engine)."""
+    from .measure.fvcore import fvcore_count
+
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
+    counted = costs(record, height, width, batch)
+    return counted, fvcore_count(loaded.module, record, height, width, batch)
+
+
+def prepare_bench(
+    name: str, device: str, input: Size, batch: int, dtype: str, warmup: int, iters: int, **overrides: Any
+) -> tuple[nn.Module, Costs]:
+    """The meta model and its costs, after every check `bench` makes before allocating."""
+    from .measure.bench import preflight
+
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    loaded, record = records(name, device="meta", **overrides)
+    counted = costs(record, height, width, batch, dtype=dtype)
+    preflight(loaded.module, counted, device, dtype, warmup, iters)
+    return loaded.module, counted
+
+
+def bench(
+    name: str,
+    device: str = "cpu",
+    input: Size = 224,
+    batch: int = 1,
+    dtype: str = "float32",
+    channels_last: bool = False,
+    warmup: int = 5,
+    iters: int = 20,
+    weights: str | None = None,
+    strict: bool = True,
+    progress: Any = None,
+    **overrides: Any,
+) -> Any:
+    """Real forward latency and throughput of a name (see resnet_inspect.measure.bench.run)."""
+    from .measure.bench import run
+
+    model, counted = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
+    return run(model, counted, device, dtype, channels_last, warmup, iters, progress, weights, strict)
 
 
 def state_keys(module: nn.Module) -> list[dict[str, Any]]:
     """Every state-dict entry in order: name, shape, kind (parameter or buffer), dtype."""
     parameters = {name for name, _ in module.named_parameters()}
     return [
-        {"name": name, "shape": list(t.shape), "kind": "parameter" if name in parameters else "buffer",
-         "dtype": str(t.dtype).removeprefix("torch.")}
+        {
+            "name": name,
+            "shape": list(t.shape),
+            "kind": "parameter" if name in parameters else "buffer",
+            "dtype": str(t.dtype).removeprefix("torch."),
+        }
         for name, t in module.state_dict().items()
-    ]  # fmt: skip
-
-
-def records(name: str, device: str = "meta", weights: str | None = None, strict: bool = True,
-            state: bool = False, init: bool = False, **overrides: Any) -> tuple[Model, NetRecord]:  # fmt: skip
-    """A model and its records; InspectError explaining the expected structure when it is not a ResNet."""
-    loaded = load(name, device=device, init=init, weights=weights, strict=strict, **overrides)
-    return loaded, _walk(loaded.module, loaded.label, state)
-
-
-def diff(a: str, b: str, input: int | tuple[int, int] | str = 224, device: str = "meta",
-         **overrides: Any) -> Diff:  # fmt: skip
-    """A against B (names with their own @overrides; keyword overrides apply to both)."""
-    height, width = _size(input)
-    sides = []
-    for label, text in (("A", a), ("B", b)):
-        try:
-            _, record = records(text, device=device, state=True, **overrides)
-            sides.append((record, analysis.costs(record, height, width), analysis.receptive_fields(record)))
-        except InspectError as error:
-            raise InspectError(f"{label} ({text.strip()}): {error}") from None
-    return compare(*sides[0], *sides[1])
-
-
-def fvcore_costs(name: str, input: int | tuple[int, int] | str = 224, batch: int = 1, device: str = "cpu",
-                 weights: str | None = None, strict: bool = True,
-                 **overrides: Any) -> tuple[Costs, dict[str, Any]]:  # fmt: skip
-    """Our costs beside fvcore's own count on a real input (the cross-check engine)."""
-    from . import crosscheck
-
-    height, width = _size(input)
-    analysis.check_input(height, width, batch)
-    loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
-    costs = analysis.costs(record, height, width, batch)
-    return costs, crosscheck.fvcore_count(loaded.module, record, height, width, batch)
-
-
-def bench(name: str, device: str = "cpu", input: int | tuple[int, int] | str = 224, batch: int = 1,
-          dtype: str = "float32", channels_last: bool = False, warmup: int = 5, iters: int = 20,
-          weights: str | None = None, strict: bool = True, progress: Any = None,
-          **overrides: Any) -> Any:  # fmt: skip
-    """Real forward latency and throughput of a name (see resnet_inspect.bench.run)."""
-    from . import bench as benchmark
-
-    model, costs = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
-    return benchmark.run(model, costs, device, dtype, channels_last, warmup, iters, progress, weights, strict)
-
-
-def prepare_bench(name: str, device: str, input: int | tuple[int, int] | str, batch: int, dtype: str,
-                  warmup: int, iters: int, **overrides: Any) -> tuple[nn.Module, Costs]:  # fmt: skip
-    """The meta model and its costs, after every check `bench` makes before allocating."""
-    from . import bench as benchmark
-
-    height, width = _size(input)
-    analysis.check_input(height, width, batch)
-    loaded, record = records(name, device="meta", **overrides)
-    costs = analysis.costs(record, height, width, batch, dtype=dtype)
-    benchmark.preflight(loaded.module, costs, device, dtype, warmup, iters)
-    return loaded.module, costs
-
-
-def costs_of_names(
-    names: list[str], height: int, width: int, batch: int = 1, device: str = "meta", **overrides: Any
-) -> list[Costs]:
-    """Costs of many variants at one input, in the order given (the model-zoo table); names that
-    build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
-    records_by_layers: dict[object, NetRecord] = {}
-    results = []
-    for name in names:
-        if sources.parse_source(name).kind != "name":
-            _, record = records(name, device=device, **overrides)
-        else:
-            spec = resolve(name, **overrides)
-            key = (spec.stem_spec(), spec.blocks(), spec.num_classes)
-            if key not in records_by_layers:
-                records_by_layers[key] = _walk(builder.build(spec, device=device), spec.name)
-            record = replace(records_by_layers[key], model=spec.name)
-        results.append(analysis.costs(record, height, width, batch))
-    return results
+    ]

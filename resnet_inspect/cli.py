@@ -1,4 +1,4 @@
-"""The command line: one function per command, each parse -> library call -> render.
+"""The command line: one function per command, each parse -> API call -> render.
 
 Bad input (an InspectError from the library, or a click usage error) becomes one `Error: ...` line on
 stderr and exit status 2; exit status 1 is left to bugs.
@@ -7,6 +7,7 @@ stderr and exit status 2; exit status 1 is left to bugs.
 from __future__ import annotations
 
 import errno
+import functools
 import gc
 import sys
 from collections.abc import Callable
@@ -15,45 +16,55 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import InspectError
+from .errors import CheckpointMismatch, InspectError
 
 EPILOG_NAMES = (
     "NAME is a variant name (see `resnet-inspect list`) with optional @overrides (resnet101@os8), "
     "torchvision:NAME or timm:NAME (if installed; @os8 and @key=value pass through), or your own "
     "path/to/file.py:factory or package.module:factory (this runs your code)."
 )
+FLAGS = {"strict": "--non-strict", "stage": "--stage"}  # API parameter -> flag, where not just --param-name
+
+
+def flag(param: str) -> str:
+    """The flag a CLI user types for an API parameter (inline `@key` options stay as they are)."""
+    if param.startswith("@"):
+        return param
+    return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
 class IntList(click.ParamType):
-    """A comma-separated list of integers: `3,4,6,3`."""
+    """A list of integers: `3,4,6,3` (or `3-4-6-3`, as in name specs)."""
 
     name = "ints"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
         """'3,4,6,3' -> (3, 4, 6, 3)."""
+        from .api import parse_int_list
+
         if isinstance(value, tuple):
             return value
-        items = [v.strip() for v in str(value).split(",")]
-        if not all(item.isdigit() for item in items):
-            self.fail(f"{value!r} is not a comma-separated list of integers (e.g. 3,4,6,3)", param, ctx)
-        return tuple(int(item) for item in items)
+        try:
+            return parse_int_list(str(value), param.name if param and param.name else "value")
+        except InspectError as error:
+            self.fail(error.detail, param, ctx)
 
 
 class OneLineErrors(click.Group):
     """A group whose every bad-input path ends in one line on stderr and exit status 2."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, **extra: Any) -> Any:
         """Run the command; turn InspectError and click usage errors into one line, exit 2."""
+        extra.pop("standalone_mode", None)
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except InspectError as error:
-            report = getattr(error, "report", None)  # a checkpoint that does not match: say where
-            if report is not None:
-                from . import render
+        except CheckpointMismatch as error:  # say where the keys differ, then the one line
+            from .output.show import checkpoint_document
 
-                render.stderr_console().print(render.checkpoint_table(report))
-            _fail(str(error))
+            _print_document(checkpoint_document(error.report), stderr=True)
+            _fail(error.spelled(flag))
+        except InspectError as error:
+            _fail(error.spelled(flag))
         except click.UsageError as error:
             where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
             _fail(error.format_message().replace("\n", " ") + where)
@@ -75,6 +86,9 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+# -- shared options ----------------------------------------------------------------------------------
+
+
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The overrides and loading options every command that builds a model accepts."""
     options = [
@@ -83,17 +97,24 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
         click.option("--stem", type=click.Choice(["classic", "deep"]), help="7x7 conv, or three 3x3 convs."),
         click.option("--stem-width", type=int, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
-        click.option("--shortcut", type=click.Choice(["conv", "avgpool"]),
-                     help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D)."),  # fmt: skip
+        click.option(
+            "--shortcut", type=click.Choice(["conv", "avgpool"]), help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D)."
+        ),
         click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
         click.option("--output-stride", type=int, help="8, 16 or 32: later stages dilate instead of striding."),
         click.option("--multi-grid", type=IntList(), help="Dilation factors of the last stage's blocks, e.g. 1,2,4."),
-        click.option("--dilation-style", type=click.Choice(["torchvision", "paddle"]),
-                     help="Whether a dilated stage's first block keeps the old rate (torchvision) or not."),  # fmt: skip
-        click.option("--device", help="Where to build: meta (default: no memory, no initialisation), cpu, "
-                                      "cuda, cuda:N."),  # fmt: skip
-        click.option("--weights", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="A state dict (.pth/.pt/.bin, or under 'state_dict'/'model') to load, weights_only."),  # fmt: skip
+        click.option(
+            "--dilation-style",
+            type=click.Choice(["torchvision", "paddle"]),
+            help="Whether a dilated stage's first block keeps the old rate (torchvision) or not.",
+        ),
+        click.option("--device", help="Where to build: meta (default: no memory, no initialisation), cpu, cuda, cuda:N."),
+        click.option(
+            "--weights",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="A state dict (.pth/.pt/.bin, or under 'state_dict'/'model') to load, weights_only.",
+        ),
         click.option("--non-strict", is_flag=True, help="Load the keys that match and report the rest."),
     ]
     for option in reversed(options):
@@ -101,46 +122,114 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-LOADING = ("device", "weights", "non_strict")
+def output_format(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format` with these choices (table first, the default) and `--json`, its alias."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def run(*args: Any, fmt: str, as_json: bool, **kwargs: Any) -> Any:
+            if as_json and _given("fmt") and fmt != "json":
+                raise click.UsageError(f"--json and --format {fmt} ask for two formats")
+            return command(*args, fmt="json" if as_json else fmt, **kwargs)
+
+        run = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(run)
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(choices),
+            default=choices[0],
+            show_default=True,
+            help="Terminal tables, " + ", ".join(choices[1:]) + " (JSON schemas: docs/cli.md).",
+        )(run)
+
+    return decorate
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(overrides, loading arguments for api.load) from a command's keyword options."""
+    """(overrides, loading arguments) from a command's model options."""
     loading = {"weights": options.pop("weights", None), "strict": not options.pop("non_strict", False)}
     if not loading["strict"] and not loading["weights"]:
-        raise InspectError("--non-strict applies to --weights")
-    options.pop("device", None)
+        raise InspectError("applies to --weights", "strict")
     return options, loading
 
 
-def _report_checkpoint(model: Any) -> None:
-    """One line on stderr for a loaded checkpoint, and the table when keys were left out."""
-    report = model.checkpoint
-    if report is None:
-        return
-    from . import render
+def _given(parameter: str) -> bool:
+    """Whether the user typed this option (not its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source is not None and source.name == "COMMANDLINE"
 
-    if not report.matches:
-        render.stderr_console().print(render.checkpoint_table(report))
-    click.echo(render.checkpoint_line(report), err=True)
 
+def _exclusive(chosen: dict[str, Any]) -> None:
+    """A usage error when two views that cannot be combined are asked for together."""
+    named = [option for option, value in chosen.items() if value]
+    if len(named) > 1:
+        raise click.UsageError(f"{' and '.join(named)} cannot be combined: each is a view of its own")
+
+
+# -- output ------------------------------------------------------------------------------------------
 
 MIN_WIDTH = 100  # the widest stage table; a narrower terminal wraps rather than truncating digits
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    console = Console()
-    if console.width < MIN_WIDTH:
-        console = Console(width=MIN_WIDTH)
+    console = Console(stderr=stderr)
+    if console.width < MIN_WIDTH or not console.is_terminal:
+        console = Console(stderr=stderr, width=max(MIN_WIDTH, console.width if console.is_terminal else 200))
     return console
 
 
-def _print(parts: list[Any]) -> None:
-    console = _console()
-    for part in parts:
+def _print_document(document: Any, stderr: bool = False) -> None:
+    from .output.render import to_rich
+
+    console = _console(stderr)
+    for part in to_rich(document):
         console.print(part)
+
+
+def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None:
+    """Print a view in the chosen format: JSON from `data`, everything else from `document`."""
+    from .output import render
+
+    if fmt == "json":
+        click.echo(render.to_json(data()))
+        return
+    doc = document()
+    if fmt == "markdown":
+        click.echo(render.to_markdown(doc), nl=False)
+    elif fmt == "csv":
+        click.echo(render.to_csv(doc.csv), nl=False)
+    else:
+        _print_document(doc)
+
+
+def _one_or_list(items: list[Any]) -> Any:
+    return items[0] if len(items) == 1 else items
+
+
+def _report_checkpoint(model: Any) -> None:
+    """One line on stderr for a loaded checkpoint, and the table when keys were left out."""
+    from .output.show import checkpoint_document, checkpoint_line
+
+    report = model.checkpoint
+    if report is None:
+        return
+    if not report.matches:
+        _print_document(checkpoint_document(report), stderr=True)
+    click.echo(checkpoint_line(report), err=True)
+
+
+def _merged(documents: list[Any], csv: Any = None) -> Any:
+    from .output.document import Document
+
+    merged = Document(csv=csv)
+    for doc in documents:
+        merged.extend(doc)
+    return merged
+
+
+# -- commands ----------------------------------------------------------------------------------------
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,12 +252,11 @@ def cli() -> None:
 
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("name")
-@model_options
-@click.option("--format", "fmt", type=click.Choice(["table", "notes", "json", "markdown"]), default="table",
-              show_default=True, help="rich tables, layer notes, JSON (docs/cli.md) or markdown.")  # fmt: skip
+@output_format("table", "notes", "json", "markdown", "csv")
 @click.option("--input", "size", metavar="N|HxW", help="Add each block's output C x H x W and cumulative stride.")
 @click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
-def show(name: str, device: str | None, fmt: str, size: str | None, freeze_at: int | None, **options: Any) -> None:
+@model_options
+def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: str | None, **options: Any) -> None:
     """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
 
     \b
@@ -180,58 +268,62 @@ def show(name: str, device: str | None, fmt: str, size: str | None, freeze_at: i
       resnet-inspect show torchvision:resnet50 --weights resnet50.pth
       resnet-inspect show resnet101_va --freeze-at 2
     """
-    from . import analysis, api, render
+    from . import api
+    from .output import schema
+    from .output.show import notes, show_document
 
     overrides, loading = _split(options)
-    if fmt in ("notes", "markdown") and (size or freeze_at is not None):
-        raise InspectError(f"--input and --freeze-at add to the table and JSON formats, not to {fmt}")
-    model, record = api.records(name, device=device or "meta", **loading, **overrides)
-    _report_checkpoint(model)
-    costs = analysis.costs(record, *analysis.parse_input(size)) if size else None
-    frozen = analysis.freeze(record, freeze_at) if freeze_at is not None else None
-    if fmt == "json":
-        data = render.show_data(record, model.spec, costs)
-        if frozen:
-            from .render_costs import freeze_data
-
-            data["freeze"] = freeze_data(frozen)
-        click.echo(render.to_json(data))
-    elif fmt == "notes":
-        click.echo(render.notes(record), nl=False)
-    elif fmt == "markdown":
-        click.echo(render.markdown(record, model.spec), nl=False)
-    else:
-        console = _console()
-        for part in render.show_tables(record, model.spec, costs):
-            console.print(part)
-            console.print()
-        if frozen:
-            from .render_costs import freeze_text
-
-            console.print(freeze_text(frozen))
+    if fmt == "notes" and (size or freeze_at is not None):
+        raise click.UsageError("--input and --freeze-at add to the tables, not to the notes")
+    view = api.show(name, size, freeze_at, device=device or "meta", **loading, **overrides)
+    _report_checkpoint(view.model)
+    if fmt == "notes":
+        click.echo(notes(view.record), nl=False)
+        return
+    emit(
+        fmt,
+        lambda: show_document(view.record, view.model.spec, view.costs, view.frozen),
+        lambda: schema.show(view.record, view.model.spec, view.costs, view.frozen),
+    )
 
 
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("names", nargs=-1)
-@model_options
+@output_format("table", "json", "markdown", "csv")
 @click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
 @click.option("--batch", default=1, show_default=True, type=int, help="Images per batch (MACs scale with it).")
-@click.option("--per", type=click.Choice(["stage", "block", "layer"]), default="stage", show_default=True,
-              help="Breakdown granularity.")  # fmt: skip
-@click.option("--count", "engine", type=click.Choice(["analytic", "fvcore"]), default="analytic", show_default=True,
-              help="analytic: conv arithmetic on the walked modules, no tensors; fvcore: run fvcore's "
-                   "FlopCountAnalysis on a real input (needs --device cpu or cuda, default cpu).")  # fmt: skip
-@click.option("--split", type=click.Choice(["c4", "c5"]),
-              help="Detection view: c4 = stem..layer3 base + layer4 per RoI (Faster R-CNN C4); c5 = whole trunk.")  # fmt: skip
+@click.option(
+    "--per",
+    type=click.Choice(["stage", "block", "layer"]),
+    default="stage",
+    show_default=True,
+    help="Breakdown granularity.",
+)
+@click.option(
+    "--count",
+    "engine",
+    type=click.Choice(["analytic", "fvcore"]),
+    default="analytic",
+    show_default=True,
+    help="analytic: conv arithmetic on the walked modules, no tensors; fvcore: run fvcore's "
+    "FlopCountAnalysis on a real input (needs --device cpu or cuda, default cpu).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["c4", "c5"]),
+    help="Detection view: c4 = stem..layer3 base + layer4 per RoI (Faster R-CNN C4); c5 = whole trunk.",
+)
 @click.option("--rois", default=300, show_default=True, type=int, help="RoIs per image for --split c4.")
 @click.option("--roi-size", default=7, show_default=True, type=int, help="RoI-pooled feature size for --split c4.")
 @click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
-              help="Bars of MACs and params per stage (grouped for several names); needs the plot extra.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per: str, engine: str,
-          split: str | None, rois: int, roi_size: int, freeze_at: int | None, plot: str | None,
-          as_json: bool, **options: Any) -> None:  # fmt: skip
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Bars of MACs and params per stage (grouped for several names); needs the plot extra.",
+)
+@model_options
+def flops(names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot: str | None, **options: Any) -> None:
     """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer.
 
     MACs count multiply-accumulates of conv and linear layers: the number torchvision, fvcore and the
@@ -248,129 +340,129 @@ def flops(names: tuple[str, ...], device: str | None, size: str, batch: int, per
       resnet-inspect flops resnet101 --split c4 --rois 300 --input 600x1000 --freeze-at 2
       resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
-    from . import analysis, api, render, render_costs
-
-    height, width = analysis.parse_input(size)
-    analysis.check_input(height, width, batch)
-    overrides, loading = _split(options)
-    if (plot or split or freeze_at is not None) and not names:
-        raise InspectError("--plot, --split and --freeze-at need a NAME")
+    if (plot or split or options["freeze_at"] is not None) and not names:
+        raise click.UsageError("--plot, --split and --freeze-at need a NAME")
     _exclusive({"--split": split, "--count fvcore": engine == "fvcore", "--plot": plot})
-    _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": freeze_at is not None})
+    _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": options["freeze_at"] is not None})
     _exclusive({"--split": split, "--per": _given("per")})
     if not split and (_given("rois") or _given("roi_size")):
-        raise InspectError("--rois and --roi-size belong to --split c4")
-    if plot:
-        from . import plots
-
-        plots.check_output(plot)
+        raise click.UsageError("--rois and --roi-size belong to --split c4")
     if split:
-        _flops_split(names, device, height, width, batch, split, rois, roi_size, freeze_at, as_json, loading, overrides)
-        return
-    if engine == "fvcore":
-        results = [api.fvcore_costs(name, (height, width), batch, device or "cpu", **loading, **overrides)
-                   for name in names or _zoo()]  # fmt: skip
-        if as_json:
-            data = [{**render_costs.costs_data(c, per), "fvcore": f} for c, f in results]
-            click.echo(render.to_json(data[0] if len(names) == 1 else data))
-        else:
-            _print([part for c, f in results for part in render_costs.fvcore_tables(c, f)])
-        return
-    if not names:
-        if loading["weights"]:
-            raise InspectError("--weights needs a NAME")
-        zoo = api.costs_of_names(_zoo(), height, width, batch, device=device or "meta", **overrides)
-        if as_json:
-            click.echo(render.to_json([render_costs.costs_data(c, per) for c in zoo]))
-        else:
-            _console().print(render_costs.zoo_costs_table(zoo))
-        return
-    reports = [api.inspect(name, (height, width), batch, device or "meta", **loading, **overrides) for name in names]
-    frozen = [_freeze(r, freeze_at) for r in reports]
-    if plot:
-        from . import plots
+        _flops_split(names, fmt, split, **options)
+    elif engine == "fvcore":
+        _flops_fvcore(names, fmt, **options)
+    elif not names:
+        _flops_zoo(fmt, **options)
+    else:
+        _flops_names(names, fmt, plot, **options)
 
-        plots.plot_costs([r.costs for r in reports], plot)
-    if as_json:
-        data = [{**render_costs.costs_data(r.costs, per), **({"freeze": render_costs.freeze_data(f)} if f else {})}
-                for r, f in zip(reports, frozen)]  # fmt: skip
-        click.echo(render.to_json(data[0] if len(names) == 1 else data))
-        return
-    parts: list[Any] = []
-    for report, f in zip(reports, frozen):
+
+def _flops_names(names: tuple[str, ...], fmt: str, plot: str | None, size: str, batch: int, per: str,
+                 freeze_at: int | None, device: str | None, rois: int, roi_size: int, **options: Any) -> None:  # fmt: skip
+    from . import api
+    from .output import schema
+    from .output.costs import costs_document, many_costs_csv
+    from .output.show import freeze_note
+
+    overrides, loading = _split(options)
+    if plot:
+        from .output.plots import check_output
+
+        check_output(plot)
+    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in names]
+    frozen = [api.freeze(r, freeze_at) if freeze_at is not None else None for r in reports]
+    for report in reports:
         _report_checkpoint(report)
-        parts += render_costs.costs_tables(report.costs, per, traced=report.record is None,
-                                           unrecognised=report.unrecognised)  # fmt: skip
-        if f:
-            parts.append(render_costs.freeze_text(f))
     if plot:
-        parts.append(f"wrote {plot}")
-    _print(parts)
+        from .output.plots import plot_costs
+
+        plot_costs([r.costs for r in reports], plot)
+
+    def document() -> Any:
+        docs = [costs_document(r.costs, per, r.record is None, r.unrecognised) for r in reports]
+        for doc, f in zip(docs, frozen):
+            doc.parts += [freeze_note(f)] if f else []
+        csv = docs[0].csv if len(docs) == 1 else many_costs_csv([r.costs for r in reports], per)
+        return _merged(docs, csv)
+
+    emit(fmt, document, lambda: _one_or_list([schema.flops(r.costs, per, freeze=f and schema.freeze(f))
+                                              for r, f in zip(reports, frozen)]))  # fmt: skip
+    if plot and fmt == "table":
+        click.echo(f"wrote {plot}")
 
 
-def _given(parameter: str) -> bool:
-    """Whether the user typed this option (not its default)."""
-    source = click.get_current_context().get_parameter_source(parameter)
-    return source is not None and source.name == "COMMANDLINE"
+def _flops_split(names: tuple[str, ...], fmt: str, split: str, size: str, batch: int, rois: int, roi_size: int,
+                 freeze_at: int | None, device: str | None, per: str, **options: Any) -> None:  # fmt: skip
+    from . import api
+    from .output import schema
+    from .output.costs import split_document
+    from .output.show import freeze_note
 
-
-def _exclusive(chosen: dict[str, Any]) -> None:
-    """InspectError when two views that cannot be combined are asked for together."""
-    named = [option for option, value in chosen.items() if value]
-    if len(named) > 1:
-        raise InspectError(f"{' and '.join(named)} cannot be combined: each is a view of its own")
-
-
-def _freeze(report: Any, freeze_at: int | None) -> Any:
-    from . import analysis
-
-    if freeze_at is None:
-        return None
-    if report.record is None:
-        raise InspectError(f"--freeze-at needs the stages of a ResNet; {report.model} does not read as one")
-    return analysis.freeze(report.record, freeze_at)
-
-
-def _flops_split(names: tuple[str, ...], device: str | None, height: int, width: int, batch: int, split: str,
-                 rois: int, roi_size: int, freeze_at: int | None, as_json: bool, loading: dict[str, Any],
-                 overrides: dict[str, Any]) -> None:  # fmt: skip
-    from . import analysis, api, render, render_costs
-
+    overrides, loading = _split(options)
     results = []
     for name in names:
-        model, record = api.records(name, device=device or "meta", **loading, **overrides)
+        model, result, frozen = api.split(name, size, split, rois, roi_size, batch, freeze_at,
+                                          device=device or "meta", **loading, **overrides)  # fmt: skip
         _report_checkpoint(model)
-        frozen = analysis.freeze(record, freeze_at) if freeze_at is not None else None
-        results.append((analysis.split_costs(record, height, width, split, rois, roi_size, batch), frozen))
-    if as_json:
-        data = [{**render_costs.split_data(sc), **({"freeze": render_costs.freeze_data(f)} if f else {})}
-                for sc, f in results]  # fmt: skip
-        click.echo(render.to_json(data[0] if len(names) == 1 else data))
-        return
-    _print([part for sc, f in results for part in [*render_costs.split_tables(sc), *([render_costs.freeze_text(f)]
-            if f else [])]])  # fmt: skip
+        results.append((result, frozen))
+
+    def document() -> Any:
+        docs = [split_document(sc) for sc, _ in results]
+        for doc, (_, f) in zip(docs, results):
+            doc.parts += [freeze_note(f)] if f else []
+        return _merged(docs, docs[0].csv)
+
+    emit(fmt, document, lambda: _one_or_list([schema.split(sc, f) for sc, f in results]))
 
 
-def _zoo() -> list[str]:
-    from .names import REGISTRY, natural_key
+def _flops_fvcore(names: tuple[str, ...], fmt: str, size: str, batch: int, per: str, device: str | None,
+                  **options: Any) -> None:  # fmt: skip
+    from . import api
+    from .output import schema
+    from .output.costs import fvcore_document
 
-    return sorted(REGISTRY, key=natural_key)
+    options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
+    overrides, loading = _split(options)
+    results = [api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in names or api.list_names()]
+    emit(
+        fmt,
+        lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
+        lambda: _one_or_list([schema.flops(c, per, fvcore=f) for c, f in results]),
+    )
+
+
+def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **options: Any) -> None:
+    from . import api
+    from .output import schema
+    from .output.costs import zoo_document
+
+    options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
+    overrides, loading = _split(options)
+    if loading["weights"]:
+        raise click.UsageError("--weights needs a NAME")
+    results = api.zoo(None, size, batch, device=device or "meta", **overrides)
+    emit(fmt, lambda: zoo_document(results), lambda: [schema.flops(c, per) for c in results])
 
 
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("name")
-@model_options
-@click.option("--per", type=click.Choice(["stage", "block"]), default="block", show_default=True,
-              help="Stages only, or stages and every block.")  # fmt: skip
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
-              help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.")  # fmt: skip
+@output_format("table", "json", "markdown", "csv")
+@click.option(
+    "--per", type=click.Choice(["stage", "block"]), default="block", show_default=True, help="Stages only, or every block too."
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.",
+)
 @click.option("--stage", help="The stage whose centre unit --plot draws (default: the last).")
 @click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input size for --plot.")
 @click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def rf(name: str, device: str | None, per: str, plot: str | None, stage: str | None, size: str, samples: int,
-       seed: int, as_json: bool, **options: Any) -> None:  # fmt: skip
+@model_options
+def rf(name: str, fmt: str, per: str, plot: str | None, stage: str | None, size: str, samples: int, seed: int,
+       device: str | None, **options: Any) -> None:  # fmt: skip
     """Theoretical receptive field, jump, effective padding and centre per block and stage.
 
     Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
@@ -383,44 +475,47 @@ def rf(name: str, device: str | None, per: str, plot: str | None, stage: str | N
       resnet-inspect rf resnet50d --json
       resnet-inspect rf resnet50 --plot rf.png --stage layer3 --input 512
     """
-    from . import analysis, api, render, render_costs
+    from . import api
+    from .output import schema
+    from .output.costs import rf_document
 
     overrides, loading = _split(options)
-    stray = [f"--{p.replace('_', '-')}" for p in ("stage", "size", "samples", "seed") if _given(p)]
+    stray = [flag for flag, p in (("--stage", "stage"), ("--input", "size"), ("--samples", "samples"), ("--seed", "seed"))
+             if _given(p)]  # fmt: skip
     if stray and not plot:
-        raise InspectError(f"{', '.join(stray).replace('--size', '--input')} only apply with --plot")
+        raise click.UsageError(f"{', '.join(stray)} only apply with --plot")
     if plot:
-        from . import plots
+        from .output.plots import check_output, plot_receptive_field
 
-        height, width = analysis.parse_input(size)
-        if samples < 1:
-            raise InspectError(f"--samples must be at least 1, got {samples}")
-        plots.check_output(plot)
-        import torch
-
-        torch.manual_seed(seed)  # the random weights
-        model, record = api.records(name, device=device or "cpu", init=True, **loading, **overrides)
-        field = plots.effective_field(model.module, record, stage or record.stages[-1], height, width, samples, seed)
-        plots.plot_receptive_field(field, model.label, plot)
+        check_output(plot)
+        with _progress("effective field", fmt == "table") as progress:
+            model, report, field = api.effective_field(
+                name, stage, size, samples, seed, device or "cpu", progress, **loading, **overrides
+            )
+        plot_receptive_field(field, model.label, plot)
     else:
-        model, record = api.records(name, device=device or "meta", **loading, **overrides)
+        model, report = api.fields(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
-    report = analysis.receptive_fields(record)
-    if as_json:
-        click.echo(render.to_json(render_costs.rf_data(report)))
-    else:
-        _print(render_costs.rf_tables(report, per) + ([f"wrote {plot}"] if plot else []))
+    emit(fmt, lambda: rf_document(report, per), lambda: schema.rf(report))
+    if plot and fmt == "table":
+        click.echo(f"wrote {plot}")
 
 
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("a")
 @click.argument("b")
-@model_options
-@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW",
-              help="Input height x width for costs and feature maps.")  # fmt: skip
+@output_format("table", "json", "markdown")
+@click.option(
+    "--input",
+    "size",
+    default="224",
+    show_default=True,
+    metavar="N|HxW",
+    help="Input height x width for costs and feature maps.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Also show rows that are equal.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json: bool, **options: Any) -> None:
+@model_options
+def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None, **options: Any) -> None:
     """Two variants side by side: totals, stem, every block field that differs, state-dict names.
 
     Each side may carry its own overrides after `@` (os8, grid=1-2-4, layers=3-4-6-3, ...; see
@@ -434,32 +529,38 @@ def diff(a: str, b: str, device: str | None, size: str, show_all: bool, as_json:
       resnet-inspect diff resnet101@os16 resnet101@os8 --input 513
       resnet-inspect diff resnet50 resnext50_32x4d --json
     """
-    from . import api, render, render_diff
+    from . import api
+    from .output import schema
+    from .output.diff import diff_document, identical_line
 
     overrides, loading = _split(options)
     if loading["weights"]:
-        raise InspectError("diff compares architectures; --weights does not apply")
+        raise click.UsageError("diff compares architectures; --weights does not apply")
     result = api.diff(a, b, size, device=device or "meta", **overrides)
-    if as_json:
-        click.echo(render.to_json(render_diff.diff_data(result, show_all)))
-    elif result.identical:
-        click.echo(render_diff.identical_line(result))
-    else:
-        _print(render_diff.diff_tables(result, show_all))
+    if result.identical and fmt == "table":
+        click.echo(identical_line(result))
+        return
+    emit(fmt, lambda: diff_document(result, show_all), lambda: schema.diff(result, show_all))
 
 
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("name")
-@model_options
+@output_format("table", "json", "markdown", "csv")
 @click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
 @click.option("--batch", default=1, show_default=True, type=int, help="Images per forward pass.")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Weights and inputs in this dtype.",
+)
 @click.option("--channels-last", is_flag=True, help="Run in channels-last memory format.")
 @click.option("--warmup", default=5, show_default=True, type=int, help="Untimed iterations first.")
 @click.option("--iters", default=20, show_default=True, type=int, help="Timed iterations.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def bench(name: str, device: str | None, size: str, batch: int, dtype: str, channels_last: bool, warmup: int,
-          iters: int, as_json: bool, **options: Any) -> None:  # fmt: skip
+@model_options
+def bench(name: str, fmt: str, size: str, batch: int, dtype: str, channels_last: bool, warmup: int, iters: int,
+          device: str | None, **options: Any) -> None:  # fmt: skip
     """Real forward latency and throughput with random weights (the one command that runs the network).
 
     Warm-up, then timed iterations (CUDA synchronised, cudnn.benchmark on), median and spread,
@@ -472,34 +573,57 @@ def bench(name: str, device: str | None, size: str, batch: int, dtype: str, chan
       resnet-inspect bench resnet101_vd --device cuda --batch 32 --dtype float16 --channels-last
       resnet-inspect bench resnet50@os8 --device cuda --input 512x1024 --json
     """
-    from . import api, render, render_costs
-    from . import bench as benchmark
+    from . import api
+    from .output import schema
+    from .output.costs import bench_document
 
     gc.freeze()  # what is loaded by now stays; collect only what the run makes
     gc.enable()
     overrides, loading = _split(options)
     target = device or "cpu"
-    model, costs = api.prepare_bench(name, target, size, batch, dtype, warmup, iters, **overrides)
-    run = (model, costs, target, dtype, channels_last, warmup, iters)
-    if as_json:
-        result = benchmark.run(*run, weights=loading["weights"], strict=loading["strict"])
-        click.echo(render.to_json(render_costs.bench_data(result)))
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    with _progress(f"{name} on {target}", fmt == "table") as progress:
+        result = api.bench(name, target, size, batch, dtype, channels_last, warmup, iters, progress=progress,
+                           **loading, **overrides)  # fmt: skip
+    emit(fmt, lambda: bench_document(result), lambda: schema.bench(result))
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=render.stderr_console(), transient=True) as bar:  # fmt: skip
-        task = bar.add_task(f"{costs.model} on {target}", total=warmup + iters)
-        result = benchmark.run(*run, progress=lambda done, total: bar.update(task, completed=done),
-                               weights=loading["weights"], strict=loading["strict"])  # fmt: skip
-    _console().print(render_costs.bench_table(result))
+
+class _progress:
+    """A progress bar on stderr, started by the first `progress(done, total)` call (so that a run
+    refused before it starts prints nothing), or no callback at all when not `shown`."""
+
+    def __init__(self, description: str, shown: bool) -> None:
+        self.description, self.shown, self.bar, self.task = description, shown, None, None
+
+    def update(self, done: int, total: int) -> None:
+        """Advance the bar."""
+        if self.bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(),
+                console=_console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self.update if self.shown else None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @cli.command(name="export-keys", epilog=EPILOG_NAMES)
 @click.argument("name")
+@output_format("table", "json", "markdown", "csv")
 @model_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{name, shape, kind, dtype}].")
-def export_keys(name: str, device: str | None, as_json: bool, **options: Any) -> None:
+def export_keys(name: str, fmt: str, device: str | None, **options: Any) -> None:
     """Every state-dict entry (parameters and buffers) with its shape: what porting weights must match.
 
     \b
@@ -507,21 +631,19 @@ def export_keys(name: str, device: str | None, as_json: bool, **options: Any) ->
       resnet-inspect export-keys resnet50_vd
       resnet-inspect export-keys timm:resnet50d --json
     """
-    from . import api, render
+    from . import api
+    from .output.show import keys_document
 
     overrides, loading = _split(options)
     model = api.load(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
     keys = api.state_keys(model.module)
-    if as_json:
-        click.echo(render.to_json(keys))
-    else:
-        _console().print(render.keys_table(model.label, keys))
+    emit(fmt, lambda: keys_document(model.label, keys), lambda: keys)
 
 
 @cli.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_names(as_json: bool) -> None:
+@output_format("table", "json", "markdown", "csv")
+def list_names(fmt: str) -> None:
     """Every registered variant name with its block, depths, groups x width and source convention.
 
     Names outside the list still resolve through the grammar (resnet{D}, resnext{D}_{G}x{W}d,
@@ -531,14 +653,12 @@ def list_names(as_json: bool) -> None:
     Example:
       resnet-inspect list
     """
-    from . import render
-    from .names import REGISTRY
+    from . import api
+    from .output import schema
+    from .output.show import list_document
 
-    specs = [REGISTRY[name]() for name in _zoo()]
-    if as_json:
-        click.echo(render.to_json(render.zoo_data(specs)))
-    else:
-        _console().print(render.zoo_table(specs))
+    specs = api.list_specs()
+    emit(fmt, lambda: list_document(specs), lambda: schema.names(specs))
 
 
 def main() -> None:

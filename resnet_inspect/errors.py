@@ -1,5 +1,42 @@
-"""The one error type for bad input; the CLI turns it into one line and exit status 2."""
+"""The error types for bad input. The library raises them and never prints or exits; the CLI turns
+them into one line and exit status 2.
+
+An error about one argument names that argument the way the caller passed it: a Python API user
+reads `rois must be at least 1`, a command-line user `--rois must be at least 1` (the CLI maps
+parameter names to flags in one place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model.checkpoint import CheckpointReport
 
 
 class InspectError(ValueError):
     """Bad input from the user: an unknown name, an impossible size, a malformed spec."""
+
+    def __init__(self, message: str, param: str | tuple[str, ...] | None = None) -> None:
+        self.detail = message
+        self.params: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
+        super().__init__(self.spelled(lambda name: name))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with its parameters spelled by `spell` (a CLI flag, say)."""
+        if not self.params:
+            return self.detail
+        return f"{', '.join(spell(p) for p in self.params)} {self.detail}"
+
+
+class CheckpointMismatch(InspectError):
+    """A strict load that found missing, unexpected or reshaped keys; carries the report."""
+
+    def __init__(self, report: CheckpointReport) -> None:
+        self.report = report
+        super().__init__(
+            f"{report.path} does not match the model: {len(report.missing)} missing, "
+            f"{len(report.unexpected)} unexpected, {len(report.mismatched)} with another shape "
+            "(a non-strict load takes what matches)"
+        )

@@ -6,11 +6,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from resnet_inspect.analysis import costs, peak_activation_elements
-from resnet_inspect.builder import build
+from resnet_inspect.numbers.costs import costs, peak_activation_elements
+from resnet_inspect.model.build import build
 from resnet_inspect.cli import cli
-from resnet_inspect.names import resolve
-from resnet_inspect.walker import walk
+from resnet_inspect.model.names import resolve
+from resnet_inspect.records.walker import walk
 
 
 def bench(*args):
@@ -54,7 +54,7 @@ def test_a_run_that_cannot_fit_is_refused_with_the_estimate():
     "args, fragment",
     [
         (["--device", "meta"], "runs the network for real"),
-        (["--iters", "0"], "--iters >= 1"),
+        (["--iters", "0"], "--iters must be 1 to 100000"),
         (["--dtype", "float64"], "'float64' is not one of"),
         (["--batch", "0"], "batch must be at least 1"),
     ],

@@ -3,10 +3,11 @@ derived by hand from the papers' layer tables, and state-dict names written out 
 
 import pytest
 import torch
+from oracles import expected_keys, hand_params
 
-from resnet_inspect.builder import build
+from resnet_inspect.model.build import build
 from resnet_inspect.errors import InspectError
-from resnet_inspect.names import resolve
+from resnet_inspect.model.names import resolve
 
 # torchvision's model tables ("Params" column of each weights enum / docs page).
 TORCHVISION_PARAMS = {
@@ -32,62 +33,27 @@ def test_parameter_counts_equal_torchvisions_tables(name, published):
     assert params(build(resolve(name))) == published
 
 
-# --- a count derived by hand from the layer tables ------------------------------------------------
-
-
-def bn(c):
-    return 2 * c
-
-
-def hand_count(layers, *, bottleneck=True, groups=1, width_per_group=64, deep_stem=None,
-               project_first=False, classes=1000):  # fmt: skip
-    """Parameters of a ResNet written from the paper's description, independent of the package."""
-    if deep_stem:
-        a, b, c = deep_stem
-        total = 3 * a * 9 + bn(a) + a * b * 9 + bn(b) + b * c * 9 + bn(c)
-        inplanes = c
-    else:
-        total = 3 * 64 * 49 + bn(64)
-        inplanes = 64
-    expansion = 4 if bottleneck else 1
-    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
-        out = planes * expansion
-        width = planes * width_per_group // 64 * groups if bottleneck else planes
-        for i in range(blocks):
-            if bottleneck:
-                total += inplanes * width + bn(width)
-                total += width * (width // groups) * 9 + bn(width)
-                total += width * out + bn(out)
-            else:
-                total += inplanes * planes * 9 + bn(planes) + planes * planes * 9 + bn(planes)
-            stride = 2 if (i == 0 and stage > 0) else 1
-            if stride != 1 or inplanes != out or (i == 0 and project_first):
-                total += inplanes * out + bn(out)
-            inplanes = out
-    return total + inplanes * classes + classes
-
-
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("resnet50", hand_count((3, 4, 6, 3))),
-        ("resnet26", hand_count((2, 2, 2, 2))),
-        ("resnet200", hand_count((3, 24, 36, 3))),
-        ("resnext50_32x4d", hand_count((3, 4, 6, 3), groups=32, width_per_group=4)),
-        ("resnet50d", hand_count((3, 4, 6, 3), deep_stem=(32, 32, 64))),
-        ("resnet50s", hand_count((3, 4, 6, 3), deep_stem=(64, 64, 128))),
-        ("resnet50_vd", hand_count((3, 4, 6, 3), deep_stem=(32, 32, 64), project_first=True)),
-        ("resnet200_vd", hand_count((3, 12, 48, 3), deep_stem=(32, 32, 64), project_first=True)),
+        ("resnet50", hand_params((3, 4, 6, 3))),
+        ("resnet26", hand_params((2, 2, 2, 2))),
+        ("resnet200", hand_params((3, 24, 36, 3))),
+        ("resnext50_32x4d", hand_params((3, 4, 6, 3), groups=32, width_per_group=4)),
+        ("resnet50d", hand_params((3, 4, 6, 3), deep_stem=(32, 32, 64))),
+        ("resnet50s", hand_params((3, 4, 6, 3), deep_stem=(64, 64, 128))),
+        ("resnet50_vd", hand_params((3, 4, 6, 3), deep_stem=(32, 32, 64), project_first=True)),
+        ("resnet200_vd", hand_params((3, 12, 48, 3), deep_stem=(32, 32, 64), project_first=True)),
         # Paddle projects the first block of every stage, even 64 -> 64 in a basic-block net:
-        ("resnet18_vd", hand_count((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64), project_first=True)),
-        ("resnet18d", hand_count((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64))),
-        ("resnext101_vd_64x4d", hand_count((3, 4, 23, 3), groups=64, width_per_group=4,
+        ("resnet18_vd", hand_params((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64), project_first=True)),
+        ("resnet18d", hand_params((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64))),
+        ("resnext101_vd_64x4d", hand_params((3, 4, 23, 3), groups=64, width_per_group=4,
                                            deep_stem=(32, 32, 64), project_first=True)),  # fmt: skip
-        ("resnet50@classes=10", hand_count((3, 4, 6, 3), classes=10)),
-        ("resnet50@classes=0", hand_count((3, 4, 6, 3), classes=0)),
+        ("resnet50@classes=10", hand_params((3, 4, 6, 3), classes=10)),
+        ("resnet50@classes=0", hand_params((3, 4, 6, 3), classes=0)),
     ],
 )
-def test_parameter_counts_equal_a_hand_count(name, expected):
+def test_parameter_counts_equal_a_hand_params(name, expected):
     assert params(build(resolve(name))) == expected
 
 
@@ -103,32 +69,6 @@ def test_paddle_basic_vd_projects_the_first_stage_timm_does_not():
 
 
 # --- state-dict names ---------------------------------------------------------------------------
-
-BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-def expected_keys(layers, deep_stem=False, avgpool_shortcut=False, bottleneck=True):
-    """torchvision's names (timm's for the deep stem and avg-pool shortcut), written out."""
-    keys = []
-    if deep_stem:
-        keys += ["conv1.0.weight", *(f"conv1.1.{k}" for k in BN_KEYS), "conv1.3.weight",
-                 *(f"conv1.4.{k}" for k in BN_KEYS), "conv1.6.weight"]  # fmt: skip
-    else:
-        keys.append("conv1.weight")
-    keys += [f"bn1.{k}" for k in BN_KEYS]
-    convs = 3 if bottleneck else 2
-    for stage, blocks in enumerate(layers, start=1):
-        for i in range(blocks):
-            prefix = f"layer{stage}.{i}"
-            for c in range(1, convs + 1):
-                keys.append(f"{prefix}.conv{c}.weight")
-                keys += [f"{prefix}.bn{c}.{k}" for k in BN_KEYS]
-            if i == 0 and (bottleneck or stage > 1):
-                conv, norm = (1, 2) if avgpool_shortcut else (0, 1)
-                keys.append(f"{prefix}.downsample.{conv}.weight")
-                keys += [f"{prefix}.downsample.{norm}.{k}" for k in BN_KEYS]
-    return keys + ["fc.weight", "fc.bias"]
-
 
 @pytest.mark.parametrize(
     "name, kwargs",
@@ -178,9 +118,9 @@ def test_cuda_without_cuda_is_a_clear_error():
         build(resolve("resnet50"), device="cuda")
 
 
-@pytest.mark.parametrize("device", ["tpu", "cuda:x", "cpu:0", ""])
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "cpu:0", "", "cuda:\u00b2"])
 def test_unknown_devices_are_refused(device):
-    with pytest.raises(InspectError, match="unknown device"):
+    with pytest.raises(InspectError, match="device must be cpu, cuda, cuda:N or meta"):
         build(resolve("resnet50"), device=device)
 
 

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resnet_inspect.errors import InspectError
-from resnet_inspect.names import REGISTRY, resolve
-from resnet_inspect.spec import NetSpec
+from resnet_inspect.model.names import REGISTRY, resolve
+from resnet_inspect.model.spec import NetSpec
 
 
 @pytest.mark.parametrize(
@@ -87,17 +87,17 @@ def test_switching_to_a_deep_stem_uses_the_papers_widths_unless_told():
         ("wide_resnet18_2", "basic blocks"),
         ("resnet50d_vd", "not both"),
         ("resnet050", "unknown model"),
-        ("resnet50@os12", "output stride must be 8, 16 or 32"),
-        ("resnet50@os", "malformed override"),
+        ("resnet50@os12", "@os must be 8, 16 or 32"),
+        ("resnet50@os", "malformed option"),
         ("resnet50@grid=1-2", "one factor per block of the last stage (3)"),
         ("resnet50@os16,grid=1-x-4", "integers"),
         ("resnet50@grid=1-2-4", "needs output stride 8 or 16"),
         ("resnet50@layers=3-4-6", "4 positive block counts"),
         ("resnet50@groups=0", "at least 1"),
-        ("resnet18@groups=32", "basic blocks take no groups"),
+        ("resnet18@groups=32", "@groups, width_per_group do not apply to basic blocks"),
         ("resnet50@os8,os=16", "given twice"),
-        ("resnet50@stem=tall", "unknown stem"),
-        ("resnet50@classes=-1", "must be an integer"),
+        ("resnet50@stem=tall", "@stem must be classic or deep"),
+        ("resnet50@classes=-1", "@classes must be a non-negative integer"),
         ("", "unknown model"),
     ],
 )
@@ -106,6 +106,12 @@ def test_bad_names_raise_one_clear_error(text, fragment):
         resolve(text)
     assert fragment in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_multi_grid_takes_either_separator_in_both_places():
+    dashed = resolve("resnet50@os8,grid=1-2-4")
+    assert resolve("resnet50@os8,grid=1,2,4") == dashed == resolve("resnet50", output_stride=8, multi_grid=(1, 2, 4))
+    assert dashed.multi_grid == (1, 2, 4)
 
 
 def test_keyword_and_inline_overrides_may_not_disagree():

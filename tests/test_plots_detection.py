@@ -38,7 +38,7 @@ def test_effective_field_peaks_at_the_units_centre(name, stage, size):
     import torch
 
     import resnet_inspect as ri
-    from resnet_inspect.plots import effective_field
+    from resnet_inspect.measure.erf import effective_field
 
     torch.manual_seed(0)
     loaded = ri.load(name, device="cpu", init=True)
@@ -49,9 +49,9 @@ def test_effective_field_peaks_at_the_units_centre(name, stage, size):
     for axis in (0, 1):
         assert abs(field.peak[axis] - field.center[axis]) <= field.jump[axis] / 2
     top, left, bottom, right = field.box
-    nonzero = field.erf.nonzero()
-    assert nonzero[:, 0].min() >= max(top, 0) and nonzero[:, 0].max() <= min(bottom, size - 1)
-    assert nonzero[:, 1].min() >= max(left, 0) and nonzero[:, 1].max() <= min(right, size - 1)
+    rows, cols = field.erf.nonzero()
+    assert rows.min() >= max(top, 0) and rows.max() <= min(bottom, size - 1)
+    assert cols.min() >= max(left, 0) and cols.max() <= min(right, size - 1)
 
 
 def test_cost_picture_with_grouped_bars(tmp_path):
@@ -76,7 +76,7 @@ def test_bad_plot_requests(tmp_path):
     result = run("flops", "resnet18", "--plot", str(tmp_path / "x.jpg"))
     assert result.exit_code == 2 and "should end in .png" in result.output
     result = run("rf", "resnet18", "--plot", str(tmp_path / "x.png"), "--stage", "layer9")
-    assert result.exit_code == 2 and "no stage 'layer9'" in result.output
+    assert result.exit_code == 2 and "--stage must be one of layer1, layer2, layer3, layer4, not 'layer9'" in result.output
     result = run("flops", "--plot", str(tmp_path / "zoo.png"))
     assert result.exit_code == 2 and "--plot, --split and --freeze-at need a NAME" in result.output
 
@@ -163,8 +163,8 @@ def test_freeze_at_by_hand():
 
 @pytest.mark.parametrize("args, fragment", [
     (["--split", "c3"], "'c3' is not one of"),
-    (["--split", "c4", "--rois", "0"], "--rois must be at least 1"),
-    (["--split", "c4", "--roi-size", "0"], "--roi-size must be at least 1"),
+    (["--split", "c4", "--rois", "0"], "--rois must be 1 to 100000"),
+    (["--split", "c4", "--roi-size", "0"], "--roi-size must be 1 to 1024"),
     (["--freeze-at", "6"], "--freeze-at must be 0 to 5"),
     (["--rois", "10"], "--rois and --roi-size belong to --split c4"),
     (["--split", "c4", "--count", "fvcore"], "--split and --count fvcore cannot be combined"),

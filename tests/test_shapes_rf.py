@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_inspect.analysis import costs, receptive_fields
-from resnet_inspect.builder import build
-from resnet_inspect.names import resolve
-from resnet_inspect.walker import walk
+from conftest import analysed, records_of
+
+from resnet_inspect.model.build import build
+from resnet_inspect.model.names import resolve
+from resnet_inspect.numbers.fields import receptive_fields
 
 
 def forward_block_shapes(model, h, w, device):
@@ -27,7 +28,7 @@ def forward_block_shapes(model, h, w, device):
 
 
 def predicted(name, h, w):
-    result = costs(walk(build(resolve(name)), name), h, w)
+    result = analysed(name, h, w)
     return {b.name: b.output for b in result.blocks}, result.stages[-1].output
 
 
@@ -112,7 +113,7 @@ RF_CASES = [
 
 @pytest.mark.parametrize("name, stage", RF_CASES)
 def test_receptive_field_equals_the_gradient_extent(name, stage):
-    report = receptive_fields(walk(build(resolve(name)), name))
+    report = receptive_fields(records_of(name))
     row = next(r for r in report.stages if r.name == stage)
     unit = row.padding // row.stride + 2  # a unit whose whole field lies inside the input
     first = unit * row.stride - row.padding
@@ -126,14 +127,14 @@ def test_receptive_field_sizes_derived_by_hand():
     # torchvision resnet50: stem 7x7/2 + max-pool 3x3/2 -> 1 + 6 + 2*2 = 11, jump 4; each 3x3 at jump j
     # adds 2j: layer1 3 x 2*4 = 24 -> 35; layer2 2*4 (strided 3x3 at jump 4) + 3 x 2*8 = 56 -> 91;
     # layer3 2*8 + 5 x 2*16 = 176 -> 267; layer4 2*16 + 2 x 2*32 = 160 -> 427.
-    report = receptive_fields(walk(build(resolve("resnet50"))))
+    report = receptive_fields(records_of("resnet50"))
     assert [r.size for r in (report.stem, *report.stages)] == [11, 35, 91, 267, 427]
     assert [r.stride for r in report.stages] == [4, 8, 16, 32]
     assert all(r.aligned for r in report.blocks)  # 1x1 stride-2 shortcut shares the centre
     # output stride 8 keeps the 3x3s at jump 8: layer3 2*8 + 5*2*16 (dilation 2 at jump 8), ...
-    os8 = receptive_fields(walk(build(resolve("resnet50@os8"))))
+    os8 = receptive_fields(records_of("resnet50@os8"))
     assert os8.output_stride == 8 and os8.stages[-1].size == 427  # dilation compensates the stride
     # ResNet-D's avg-pool shortcut looks half a jump to the right of the 3x3 branch
-    vd = receptive_fields(walk(build(resolve("resnet50_vd"))))
+    vd = receptive_fields(records_of("resnet50_vd"))
     first_of_layer2 = next(r for r in vd.blocks if r.name == "layer2.0")
     assert not first_of_layer2.aligned

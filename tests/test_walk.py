@@ -4,10 +4,11 @@ hand-derived tables for resnext50_32x4d, resnet50_vd and the dilation convention
 import pytest
 from torch import nn
 
-from resnet_inspect.builder import build
+from resnet_inspect.model.build import build
 from resnet_inspect.errors import InspectError
-from resnet_inspect.names import resolve
-from resnet_inspect.walker import Downsample, walk
+from resnet_inspect.model.names import resolve
+from resnet_inspect.records.types import Downsample
+from resnet_inspect.records.walker import walk
 
 
 def records(name):

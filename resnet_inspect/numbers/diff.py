@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .analysis import Costs, FieldReport
-from .walker import BlockRecord, NetRecord, StemRecord
+from ..records.types import BlockRecord, NetRecord, StemRecord
+from .costs import Costs
+from .fields import FieldReport
 
 BLOCK_FIELDS = (
     "type", "inplanes", "planes", "width", "outplanes", "stride", "stride_at", "dilations",
@@ -102,23 +103,9 @@ class Diff:
         )
 
 
-def shortcut_text(block: BlockRecord) -> str | None:
-    """The shortcut's layers in order, e.g. 'conv1x1/2' or 'avgpool2x2/2 + conv1x1'."""
-    if block.downsample is None:
-        return None
-    parts = []
-    for op in block.shortcut:
-        if op.kind in ("conv", "avgpool", "avgpool_same", "maxpool"):
-            name = "avgpool" if op.kind == "avgpool_same" else op.kind
-            stride = f"/{op.stride[0]}" if op.stride[0] != 1 else ""
-            same = "(same)" if op.kind == "avgpool_same" else ""
-            parts.append(f"{name}{op.kernel[0]}x{op.kernel[1]}{stride}{same}")
-    return " + ".join(parts)
-
-
 def _value(obj: object, field: str) -> Any:
     if field == "downsample" and isinstance(obj, BlockRecord):
-        return shortcut_text(obj)
+        return obj.shortcut_layers
     return getattr(obj, field)
 
 
@@ -135,8 +122,8 @@ def _block_fields(block: BlockRecord, costs: Costs, other: BlockRecord | None = 
 
 
 def _stage(name: str, ra: NetRecord, ca: Costs, rb: NetRecord, cb: Costs) -> StageDiff:
-    blocks_a = [b for b in ra.blocks if b.stage == name]
-    blocks_b = [b for b in rb.blocks if b.stage == name]
+    blocks_a = ra.stage_blocks().get(name, ())
+    blocks_b = rb.stage_blocks().get(name, ())
     rows: list[BlockDiff] = []
     for index in range(max(len(blocks_a), len(blocks_b))):
         if index >= len(blocks_b):
@@ -150,6 +137,10 @@ def _stage(name: str, ra: NetRecord, ca: Costs, rb: NetRecord, cb: Costs) -> Sta
             fields = _block_fields(blocks_a[index], ca, blocks_b[index], cb)
             status = "changed" if any(m.changed for m in fields) else "same"
             rows.append(BlockDiff(blocks_a[index].name, status, fields))
+    return _stage_totals(name, ca, cb, tuple(rows))
+
+
+def _stage_totals(name: str, ca: Costs, cb: Costs, blocks: tuple[BlockDiff, ...]) -> StageDiff:
     stage_a = next((s for s in ca.stages if s.name == name), None)
     stage_b = next((s for s in cb.stages if s.name == name), None)
     return StageDiff(
@@ -157,7 +148,7 @@ def _stage(name: str, ra: NetRecord, ca: Costs, rb: NetRecord, cb: Costs) -> Sta
         Metric("params", stage_a.params if stage_a else 0, stage_b.params if stage_b else 0),
         Metric("macs", stage_a.macs if stage_a else 0, stage_b.macs if stage_b else 0),
         Metric("output", stage_a.output if stage_a else None, stage_b.output if stage_b else None),
-        tuple(rows),
+        blocks,
     )
 
 
@@ -184,22 +175,17 @@ def diff(ra: NetRecord, ca: Costs, fa: FieldReport, rb: NetRecord, cb: Costs, fb
         Metric("macs", ca.macs, cb.macs),
         Metric("flops", ca.flops, cb.flops),
         Metric("activations", ca.activations, cb.activations),
-        Metric("feature map", ca.stages[-2].output, cb.stages[-2].output),
+        Metric("feature map", ca.trunk.output, cb.trunk.output),
         Metric("output stride", ca.output_stride, cb.output_stride),
         Metric("receptive field", last_a.size, last_b.size),
         Metric("receptive field jump", last_a.stride, last_b.stride),
     )
     names = list(dict.fromkeys([*ra.stages, *rb.stages]))
     stages = tuple(_stage(name, ra, ca, rb, cb) for name in names)
-    head = StageDiff(
-        "head",
-        Metric("params", ca.stages[-1].params, cb.stages[-1].params),
-        Metric("macs", ca.stages[-1].macs, cb.stages[-1].macs),
-        Metric("output", ca.stages[-1].output, cb.stages[-1].output),
-        (),
-    )
+    head = _stage_totals("head", ca, cb, ())
+    stem_a, stem_b = ca.stage("stem"), cb.stage("stem")
     stem = _stem(ra.stem, rb.stem) + (
-        Metric("macs", ca.stages[0].macs, cb.stages[0].macs),
-        Metric("output", ca.stages[0].output, cb.stages[0].output),
+        Metric("macs", stem_a.macs, stem_b.macs),
+        Metric("output", stem_a.output, stem_b.output),
     )
     return Diff(ra.model, rb.model, ca.input, summary, stem, (*stages, head), state_diff(ra, rb))

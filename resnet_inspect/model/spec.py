@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .errors import InspectError
+from ..errors import InspectError
 
 BlockType = Literal["basic", "bottleneck"]
 StemKind = Literal["classic", "deep"]
@@ -175,6 +175,11 @@ class NetSpec:
                 in_ch = out_ch
         return tuple(plans)
 
+    def stages(self) -> tuple[tuple[BlockSpec, ...], ...]:
+        """The blocks of each stage, in order."""
+        blocks = self.blocks()
+        return tuple(tuple(b for b in blocks if b.stage == stage) for stage in range(1, len(self.layers) + 1))
+
     def _shortcut(self, stride: int, stage_dilation: int) -> ShortcutSpec:
         if self.shortcut == "conv":
             return ShortcutSpec("conv", stride)
@@ -187,58 +192,53 @@ class NetSpec:
 
 def check_spec(spec: NetSpec) -> None:
     """Raise InspectError for a combination no reference implementation can build."""
-    label = spec.name or "this network"
+    label = f" ({spec.name})" if spec.name else ""
     if spec.block not in EXPANSION:
-        raise InspectError(f"{label}: unknown block type {spec.block!r} (basic or bottleneck)")
+        raise InspectError(f"must be basic or bottleneck, not {spec.block!r}{label}", "block")
     if len(spec.layers) != len(STAGE_PLANES) or any(n < 1 for n in spec.layers):
         raise InspectError(
-            f"{label}: --layers needs {len(STAGE_PLANES)} positive block counts, got "
-            f"{','.join(map(str, spec.layers))}"
+            f"needs {len(STAGE_PLANES)} positive block counts, got {','.join(map(str, spec.layers))}{label}", "layers"
         )
     if spec.groups < 1 or spec.width_per_group < 1:
-        raise InspectError(f"{label}: groups and width per group must be at least 1")
+        raise InspectError(f"must be at least 1{label}", ("groups", "width_per_group"))
     if spec.block == "basic" and (spec.groups != 1 or spec.width_per_group != 64):
         raise InspectError(
-            f"{label}: basic blocks take no groups or width per group (torchvision and timm "
-            f"refuse groups={spec.groups}, width_per_group={spec.width_per_group}); "
-            "use a bottleneck depth (26, 38, 50, 101, 152, 200)"
+            f"do not apply to basic blocks (torchvision and timm refuse groups={spec.groups}, "
+            f"width_per_group={spec.width_per_group}); use a bottleneck depth (26, 38, 50, 101, 152, 200){label}",
+            ("groups", "width_per_group"),
         )
     if sum(spec.layers) > MAX_BLOCKS:
-        raise InspectError(f"{label}: {sum(spec.layers)} blocks; this tool builds at most {MAX_BLOCKS}")
+        raise InspectError(f"add up to {sum(spec.layers)} blocks; this tool builds at most {MAX_BLOCKS}{label}", "layers")
     widest = max(spec.stem_width * 2, STAGE_PLANES[-1] * spec.width_per_group // 64 * spec.groups)
     if widest > MAX_CHANNELS:
         raise InspectError(
-            f"{label}: a layer would have {widest} channels; this tool builds at most {MAX_CHANNELS}"
+            f"would make a layer of {widest} channels; this tool builds at most {MAX_CHANNELS}{label}",
+            ("groups", "width_per_group", "stem_width"),
         )
     if spec.stem not in ("classic", "deep"):
-        raise InspectError(f"{label}: unknown stem {spec.stem!r} (classic or deep)")
+        raise InspectError(f"must be classic or deep, not {spec.stem!r}{label}", "stem")
     if spec.stem_width < 1:
-        raise InspectError(f"{label}: the stem width must be at least 1, got {spec.stem_width}")
+        raise InspectError(f"must be at least 1, got {spec.stem_width}{label}", "stem_width")
     if spec.shortcut not in ("conv", "avgpool"):
-        raise InspectError(f"{label}: unknown shortcut {spec.shortcut!r} (conv or avgpool)")
+        raise InspectError(f"must be conv or avgpool, not {spec.shortcut!r}{label}", "shortcut")
     if spec.stride_at not in ("1x1", "3x3"):
-        raise InspectError(f"{label}: the stride sits on the 1x1 or the 3x3, not {spec.stride_at!r}")
+        raise InspectError(f"must be 1x1 or 3x3, not {spec.stride_at!r}{label}", "stride_at")
     if spec.output_stride not in OUTPUT_STRIDES:
-        raise InspectError(
-            f"{label}: output stride must be 8, 16 or 32, got {spec.output_stride}"
-        )
+        raise InspectError(f"must be 8, 16 or 32, got {spec.output_stride}{label}", "output_stride")
     if spec.dilation_style not in ("torchvision", "paddle"):
-        raise InspectError(
-            f"{label}: unknown dilation style {spec.dilation_style!r} (torchvision or paddle)"
-        )
+        raise InspectError(f"must be torchvision or paddle, not {spec.dilation_style!r}{label}", "dilation_style")
     if spec.num_classes < 0:
-        raise InspectError(f"{label}: the number of classes cannot be negative")
+        raise InspectError(f"cannot be negative{label}", "num_classes")
     if spec.multi_grid is not None:
         last = spec.layers[-1]
+        grid = ",".join(map(str, spec.multi_grid))
         if len(spec.multi_grid) != last:
             raise InspectError(
-                f"{label}: multi-grid needs one factor per block of the last stage ({last}), got "
-                f"{','.join(map(str, spec.multi_grid))}"
+                f"needs one factor per block of the last stage ({last}), got {grid}{label}", "multi_grid"
             )
         if any(g < 1 for g in spec.multi_grid):
-            raise InspectError(f"{label}: multi-grid factors must be at least 1")
+            raise InspectError(f"factors must be at least 1, got {grid}{label}", "multi_grid")
         if spec.output_stride == 32 and any(g != 1 for g in spec.multi_grid):
             raise InspectError(
-                f"{label}: multi-grid scales the dilated last stage (DeepLabv3); it needs output "
-                "stride 8 or 16"
+                f"scales the dilated last stage (DeepLabv3); it needs output stride 8 or 16{label}", "multi_grid"
             )

@@ -15,8 +15,10 @@ from typing import Literal
 
 from torch import nn
 
-from .errors import InspectError
-from .rules import Op, optional_type, own_params, reader_for
+from ..errors import InspectError
+from ..geometry import whole
+from .readers import optional_type, own_params, reader_for
+from .types import POOLS, BlockRecord, Downsample, NetRecord, Op, StemRecord
 
 SHORTCUT_NAMES = ("downsample", "shortcut")
 CONTAINERS = (nn.Sequential, nn.ModuleList)
@@ -29,71 +31,6 @@ def is_chain(module: nn.Module) -> bool:
     if type(module) in CONTAINERS:
         return True
     return any(optional_type(path) is type(module) for path in OPTIONAL_CHAINS)
-
-
-@dataclass(frozen=True)
-class Downsample:
-    """A projection shortcut: 'conv' (1x1 conv carrying the stride) or 'avgpool+conv'."""
-
-    kind: Literal["conv", "avgpool+conv"]
-    stride: int
-
-
-@dataclass(frozen=True)
-class StemRecord:
-    """The layers before the first stage."""
-
-    kind: Literal["classic", "deep"]  # one conv, or a stack of convs
-    convs: tuple[str, ...]  # e.g. ("7x7/2",) or ("3x3/2", "3x3", "3x3")
-    widths: tuple[int, ...]  # output channels of each conv
-    pool: str | None  # e.g. "max 3x3/2"
-    in_ch: int
-    out_ch: int
-    stride: int
-    params: int
-    ops: tuple[Op, ...]
-
-
-@dataclass(frozen=True)
-class BlockRecord:
-    """One residual block as its modules define it (torchvision's vocabulary)."""
-
-    name: str  # "layer2.0"
-    stage: str  # "layer2"
-    index: int
-    type: Literal["basic", "bottleneck"]
-    inplanes: int
-    planes: int
-    width: int
-    outplanes: int
-    stride: int
-    stride_at: str | None  # the kernel of the conv carrying the stride: "1x1" or "3x3"
-    dilation: int  # the first 3x3's dilation (torchvision's block argument)
-    dilations: tuple[int, ...]  # every 3x3's dilation, in order
-    groups: int
-    base_width: int | float  # width per group x 64 / planes (torchvision's base_width)
-    downsample: Downsample | None
-    params: int
-    main: tuple[Op, ...]
-    shortcut: tuple[Op, ...]
-
-
-@dataclass(frozen=True)
-class NetRecord:
-    """A whole network: stem, blocks in forward order, head, and what the walker could not read."""
-
-    model: str
-    stem: StemRecord
-    blocks: tuple[BlockRecord, ...]
-    head: tuple[Op, ...]
-    params: int
-    unrecognised: tuple[str, ...]  # "name (Type)" of leaves with no rule
-    state: tuple[tuple[str, tuple[int, ...]], ...] = ()  # state-dict names and shapes (walk(state=True))
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Stage names in order."""
-        return tuple(dict.fromkeys(b.stage for b in self.blocks))
 
 
 def _subtree(prefix: str, module: nn.Module, unknown: list[str]) -> tuple[list[Op], int]:
@@ -157,20 +94,6 @@ def _stage_parts(name: str, module: nn.Module) -> list[tuple[str, nn.Module, _Pa
     return blocks
 
 
-def is_stage(module: nn.Module) -> bool:
-    """A container whose children are all residual blocks (two or more convs on the main path)."""
-    return _stage_parts("", module) is not None
-
-
-def _window(op: Op) -> str:
-    k, s = op.kernel[0], op.stride[0]
-    return f"{k}x{k}" + (f"/{s}" if s != 1 else "")
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def read_block(name: str, stage: str, index: int, block: nn.Module, parts: _Parts) -> BlockRecord:
     """One block's record from its convs (main path) and its shortcut child."""
     main, shortcut = tuple(parts.main), tuple(parts.shortcut)
@@ -182,14 +105,12 @@ def read_block(name: str, stage: str, index: int, block: nn.Module, parts: _Part
     planes = outplanes // expansion if isinstance(expansion, int) and expansion > 0 else outplanes
     first_spatial = spatial[0]
     width = first_spatial.out_ch
-    stride = math.prod(op.stride[0] for op in main if op.is_window)
-    strided = next((op for op in main if op.is_window and op.stride[0] > 1), None)
+    stride = math.prod(op.stride[0] for op in main)
+    strided = next((op for op in main if op.stride[0] > 1), None)
     downsample = None
     if shortcut:
         pooled = any(op.kind in ("avgpool", "avgpool_same") for op in shortcut)
-        downsample = Downsample(
-            "avgpool+conv" if pooled else "conv", math.prod(op.stride[0] for op in shortcut if op.is_window)
-        )
+        downsample = Downsample("avgpool+conv" if pooled else "conv", math.prod(op.stride[0] for op in shortcut))
     return BlockRecord(
         name=name,
         stage=stage,
@@ -204,7 +125,7 @@ def read_block(name: str, stage: str, index: int, block: nn.Module, parts: _Part
         dilation=first_spatial.dilation[0],
         dilations=tuple(op.dilation[0] for op in spatial),
         groups=first_spatial.groups,
-        base_width=_number(width / first_spatial.groups * 64 / planes) if planes else 0,
+        base_width=whole(width / first_spatial.groups * 64 / planes) if planes else 0,
         downsample=downsample,
         params=parts.params,
         main=main,
@@ -217,16 +138,16 @@ def read_stem(ops: list[Op], params: int) -> StemRecord:
     convs = [op for op in ops if op.kind == "conv"]
     if not convs:
         raise InspectError("the stem holds no convolution; this does not read as a ResNet")
-    pools = [op for op in ops if op.kind in ("maxpool", "avgpool")]
-    pool = f"{pools[0].kind[:3]} {_window(pools[0])}" if pools else None
+    pools = [op for op in ops if op.kind in POOLS]
+    pool = f"{pools[0].kind[:3]} {pools[0].window()}" if pools else None
     return StemRecord(
         kind="classic" if len(convs) == 1 else "deep",
-        convs=tuple(_window(op) for op in convs),
+        convs=tuple(op.window() for op in convs),
         widths=tuple(op.out_ch for op in convs),
         pool=pool,
         in_ch=convs[0].in_ch,
         out_ch=convs[-1].out_ch,
-        stride=math.prod(op.stride[0] for op in ops if op.is_window),
+        stride=math.prod(op.stride[0] for op in ops),
         params=params,
         ops=tuple(ops),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InspectError
+from ..errors import CheckpointMismatch, InspectError
 
 WRAPPERS = ("state_dict", "model")  # dicts holding the state dict under one of these keys
 PREFIXES = ("module.", "backbone.", "model.")  # DataParallel, detection and training wrappers
@@ -121,15 +121,3 @@ def load_into(model: nn.Module, path: str, strict: bool = True) -> CheckpointRep
     # assign=True hands the file's tensors to a meta-built model instead of copying into nothing
     model.load_state_dict(loadable, strict=False, assign=on_meta)
     return report
-
-
-class CheckpointMismatch(InspectError):
-    """A strict load that found missing, unexpected or reshaped keys; carries the report."""
-
-    def __init__(self, report: CheckpointReport) -> None:
-        self.report = report
-        super().__init__(
-            f"{report.path} does not match the model: {len(report.missing)} missing, "
-            f"{len(report.unexpected)} unexpected, {len(report.mismatched)} with another shape "
-            "(--non-strict loads what matches)"
-        )

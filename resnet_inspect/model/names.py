@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import InspectError
+from ..errors import InspectError
 from .spec import BASIC_DEPTHS, BOTTLENECK_DEPTHS, PADDLE_DEPTHS, NetSpec
 
 _NUMBER = r"[1-9][0-9]*"  # no leading zeros: "resnet050" is a typo, not resnet50
@@ -166,34 +166,24 @@ def resolve_name(name: str) -> NetSpec:
     raise InspectError(f"unknown model {name.strip()!r}{suggestion}")
 
 
-# -- overrides ---------------------------------------------------------------------------------
+# -- overrides: the one `@key=value` grammar ----------------------------------------------------
 
 OVERRIDE_FIELDS = (
-    "layers", "groups", "width_per_group", "stem", "stem_width", "shortcut",
-    "num_classes", "output_stride", "multi_grid", "dilation_style",
-)  # fmt: skip
+    "layers",
+    "groups",
+    "width_per_group",
+    "stem",
+    "stem_width",
+    "shortcut",
+    "num_classes",
+    "output_stride",
+    "multi_grid",
+    "dilation_style",
+)
 
 _STEM_DEFAULT_WIDTH = {"classic": 64, "deep": 32}
 
-
-def apply_overrides(spec: NetSpec, **overrides: Any) -> NetSpec:
-    """`spec` with the given knobs changed; None means "as the name says"."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    unknown = set(changes) - set(OVERRIDE_FIELDS)
-    if unknown:
-        raise InspectError(f"unknown override(s): {', '.join(sorted(unknown))}")
-    if not changes:
-        return spec
-    if "stem" in changes and "stem_width" not in changes and changes["stem"] != spec.stem:
-        changes["stem_width"] = _STEM_DEFAULT_WIDTH.get(changes["stem"], spec.stem_width)
-    for key in ("layers", "multi_grid"):
-        if key in changes:
-            changes[key] = tuple(changes[key])
-    given = [_format_override(k, changes[k]) for k in OVERRIDE_FIELDS if overrides.get(k) is not None]
-    return spec.with_overrides(name=f"{spec.name}@{','.join(given)}", **changes)
-
-
-_SPEC_KEYS = {  # the compact form used after `@` -> NetSpec field
+INLINE_KEYS = {  # the compact form used after `@` -> NetSpec field
     "os": "output_stride",
     "grid": "multi_grid",
     "layers": "layers",
@@ -205,9 +195,83 @@ _SPEC_KEYS = {  # the compact form used after `@` -> NetSpec field
     "classes": "num_classes",
     "dilation": "dilation_style",
 }
-_FIELD_KEYS = {v: k for k, v in _SPEC_KEYS.items()}
+_FIELD_KEYS = {v: k for k, v in INLINE_KEYS.items()}
 _INT_FIELDS = {"output_stride", "groups", "width_per_group", "stem_width", "num_classes"}
 _LIST_FIELDS = {"layers", "multi_grid"}
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """'os8,grid=1-2-4' -> {'os': '8', 'grid': '1-2-4'}: the text after `@`, keys and raw values.
+
+    `osN` is short for `os=N`; a bare number after a value continues it, so `grid=1,2,4` is one list.
+    """
+    options: dict[str, str] = {}
+    last = None
+    for item in (i.strip() for i in text.split(",")):
+        if re.fullmatch(r"os[0-9]+", item):
+            key, value = "os", item[2:]
+        elif last is not None and re.fullmatch(r"[0-9]+", item):
+            options[last] += "," + item
+            continue
+        else:
+            key, sep, value = item.partition("=")
+            if not sep or not key.isidentifier() or not value:
+                raise InspectError(f"malformed option {item!r} in @{text}: expected os8 or key=value")
+        if key in options:
+            raise InspectError(f"option {key!r} given twice in @{text}")
+        options[key] = value
+        last = key
+    return options
+
+
+def parse_int_list(text: str, param: str) -> tuple[int, ...]:
+    """'3,4,6,3' or '3-4-6-3' -> (3, 4, 6, 3): ASCII digits separated by commas or dashes."""
+    items = re.split(r"[,-]", text.strip())
+    if any(not re.fullmatch(r"[0-9]{1,6}", t.strip()) for t in items):
+        raise InspectError(f"must be integers separated by ',' or '-' (e.g. 1,2,4), got {text!r}", param)
+    return tuple(int(t) for t in items)
+
+
+def parse_int(text: str, param: str) -> int:
+    """'32' -> 32: ASCII digits only, at most 9 of them (every count this tool takes fits)."""
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+        raise InspectError(f"must be a non-negative integer, got {text!r}", param)
+    return int(text)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """'os8,grid=1-2-4' -> {'output_stride': 8, 'multi_grid': (1, 2, 4)}."""
+    overrides: dict[str, Any] = {}
+    for key, value in parse_options(text).items():
+        if key not in INLINE_KEYS:
+            raise InspectError(
+                f"unknown option {key!r} in @{text}: expected os8|os16|os32 or key=value with key one of "
+                f"{', '.join(INLINE_KEYS)}"
+            )
+        name = INLINE_KEYS[key]
+        if name in _LIST_FIELDS:
+            overrides[name] = parse_int_list(value, f"@{key}")
+        elif name in _INT_FIELDS:
+            overrides[name] = parse_int(value, f"@{key}")
+        else:
+            overrides[name] = value
+    return overrides
+
+
+def apply_overrides(spec: NetSpec, **overrides: Any) -> NetSpec:
+    """`spec` with the given knobs changed; None means "as the name says"."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(changes) - set(OVERRIDE_FIELDS))
+    if unknown:
+        raise InspectError("are not overrides of a NetSpec", tuple(unknown))
+    if not changes:
+        return spec
+    if "stem" in changes and "stem_width" not in changes and changes["stem"] != spec.stem:
+        changes["stem_width"] = _STEM_DEFAULT_WIDTH.get(changes["stem"], spec.stem_width)
+    for key in _LIST_FIELDS & set(changes):
+        changes[key] = tuple(changes[key])
+    given = [_format_override(k, changes[k]) for k in OVERRIDE_FIELDS if overrides.get(k) is not None]
+    return spec.with_overrides(name=f"{spec.name}@{','.join(given)}", **changes)
 
 
 def _format_override(field_name: str, value: Any) -> str:
@@ -219,57 +283,28 @@ def _format_override(field_name: str, value: Any) -> str:
     return f"{key}={value}"
 
 
-def parse_int_list(text: str, what: str, sep: str = ",") -> tuple[int, ...]:
-    """'3,4,6,3' -> (3, 4, 6, 3); InspectError naming `what` otherwise."""
-    items = [t.strip() for t in text.split(sep)]
-    if not items or any(not re.fullmatch(r"[0-9]+", t) for t in items):
-        raise InspectError(f"{what} must be integers separated by {sep!r}, got {text!r}")
-    return tuple(int(t) for t in items)
-
-
-def parse_overrides(text: str) -> dict[str, Any]:
-    """'os8,grid=1-2-4' -> {'output_stride': 8, 'multi_grid': (1, 2, 4)}."""
-    overrides: dict[str, Any] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if re.fullmatch(r"os[0-9]+", item):
-            item = "os=" + item[2:]
-        key, sep, value = item.partition("=")
-        if not sep or key not in _SPEC_KEYS or not value:
-            raise InspectError(
-                f"malformed override {item!r} in @{text}: expected os8|os16|os32 or key=value with "
-                f"key one of {', '.join(_SPEC_KEYS)}"
-            )
-        field_name = _SPEC_KEYS[key]
-        if field_name in overrides:
-            raise InspectError(f"override {key!r} given twice in @{text}")
-        if field_name in _LIST_FIELDS:
-            overrides[field_name] = parse_int_list(value, key, sep="-")
-        elif field_name in _INT_FIELDS:
-            if not re.fullmatch(r"[0-9]+", value):
-                raise InspectError(f"override {key} must be an integer, got {value!r}")
-            overrides[field_name] = int(value)
-        else:
-            overrides[field_name] = value
-    return overrides
-
-
 def resolve(text: str, **overrides: Any) -> NetSpec:
     """'name[@key=value,...]' plus keyword overrides -> NetSpec; the two may not disagree."""
-    name, at, inline = text.partition("@")
+    name, at, options = text.partition("@")
     spec = resolve_name(name)
-    combined = parse_overrides(inline) if at else {}
+    inline = parse_overrides(options) if at else {}
+    combined = dict(inline)
     for key, value in overrides.items():
         if value is None:
             continue
-        if key in combined and tuple_if_list(combined[key]) != tuple_if_list(value):
+        if key in inline and _comparable(inline[key]) != _comparable(value):
             raise InspectError(
-                f"{text}: {key} is given twice with different values ({combined[key]} and {value})"
+                f"is given twice with different values ({inline[key]} in {text.strip()!r} and {value})", key
             )
         combined[key] = value
-    return apply_overrides(spec, **combined)
+    try:
+        return apply_overrides(spec, **combined)
+    except InspectError as error:  # name the option the way it was given: @os inline, a keyword otherwise
+        if not set(error.params) & set(inline):
+            raise
+        spelled = tuple(f"@{_FIELD_KEYS[p]}" if p in inline and overrides.get(p) is None else p for p in error.params)
+        raise InspectError(error.detail, spelled) from None
 
 
-def tuple_if_list(value: Any) -> Any:
-    """Lists and tuples compare equal after this."""
+def _comparable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from . import builder
+from ..errors import InspectError
+from . import build
 from .checkpoint import CheckpointReport
-from .errors import InspectError
-from .names import resolve
+from .names import parse_options, resolve
 from .spec import NetSpec
 
 LIBRARIES = ("torchvision", "timm")
@@ -67,18 +67,7 @@ def _value(text: str) -> Any:
 def _library_options(text: str) -> dict[str, Any]:
     """'os8,drop_rate=0.1' -> {'os': 8, 'drop_rate': 0.1}: our short keys kept as they are,
     everything else passed to the library as a keyword argument."""
-    options: dict[str, Any] = {}
-    for item in filter(None, (i.strip() for i in text.split(","))):
-        if re.fullmatch(r"os[0-9]+", item):
-            key, value = "os", item[2:]
-        else:
-            key, sep, value = item.partition("=")
-            if not sep or not key.isidentifier():
-                raise InspectError(f"malformed option {item!r} in @{text}: expected os8 or key=value")
-        if key in options:
-            raise InspectError(f"option {key!r} given twice in @{text}")
-        options[key] = _value(value)
-    return options
+    return {key: _value(value) for key, value in parse_options(text).items()}
 
 
 def parse_source(text: str) -> Source:
@@ -117,8 +106,7 @@ def _check_overrides(source: Source, overrides: dict[str, Any]) -> dict[str, Any
     given = {k: v for k, v in overrides.items() if v is not None}
     unsupported = sorted(set(given) - {"output_stride", "num_classes"})
     if unsupported:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
-        raise InspectError(f"{flags} only apply to resnet-inspect's own names, not to {source.kind}:{source.target}")
+        raise InspectError(f"only apply to resnet-inspect's own names, not to {source.kind}:{source.target}", tuple(unsupported))
     options = dict(source.options)
     if "output_stride" in given:
         if "os" in options and options["os"] != given["output_stride"]:
@@ -135,7 +123,7 @@ def _torchvision(source: Source, options: dict[str, Any]) -> Callable[[], nn.Mod
     if "os" in options:
         strides = {8: [False, True, True], 16: [False, False, True], 32: [False, False, False]}
         if options["os"] not in strides:
-            raise InspectError(f"output stride must be 8, 16 or 32, got {options['os']}")
+            raise InspectError(f"must be 8, 16 or 32, got {options['os']}", "output_stride")
         kwargs["replace_stride_with_dilation"] = strides[options["os"]]
     if source.target not in models.list_models():
         raise InspectError(f"torchvision has no model {source.target!r}")
@@ -188,8 +176,8 @@ def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) 
     source = parse_source(text)
     if source.kind == "name":
         spec = resolve(text, **overrides)
-        return Model(spec.name, builder.build(spec, device=device, init=init), spec)
-    target = builder.check_device(device)
+        return Model(spec.name, build.build(spec, device=device, init=init), spec)
+    target = build.check_device(device)
     if source.kind == "torchvision":
         factory = _torchvision(source, _check_overrides(source, overrides))
     elif source.kind == "timm":
@@ -197,8 +185,7 @@ def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) 
     else:
         given = sorted(k for k, v in overrides.items() if v is not None)
         if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise InspectError(f"{flags} only apply to resnet-inspect's own names; pass @key=value to {text}")
+            raise InspectError(f"only apply to resnet-inspect's own names; pass @key=value to {text}", tuple(given))
         factory = _user(source)
     try:
         with torch.device(target):

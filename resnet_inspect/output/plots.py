@@ -9,16 +9,14 @@ with respect to the input, averaged over a few random inputs, for the randomly i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from ..errors import InspectError
 
-from .analysis import Costs, receptive_fields
-from .errors import InspectError
-from .walker import NetRecord
+if TYPE_CHECKING:
+    from ..measure.erf import UnitField
+    from ..numbers.costs import Costs
 
 FIGURE_DPI = 100
 RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
@@ -31,9 +29,9 @@ def check_output(path: str) -> None:
     _pyplot()
     target = Path(path)
     if target.suffix.lower() != ".png":
-        raise InspectError(f"--plot writes PNG files: {path} should end in .png")
+        raise InspectError(f"writes PNG files: {path} should end in .png", "plot")
     if not target.parent.is_dir():
-        raise InspectError(f"cannot write {path}: no directory {target.parent}")
+        raise InspectError(f"cannot write {path}: no directory {target.parent}", "plot")
 
 
 def _save(fig: Any, path: str) -> None:
@@ -56,66 +54,6 @@ def _pyplot() -> Any:
     return plt
 
 
-@dataclass(frozen=True)
-class UnitField:
-    """One unit of a stage and what it sees: the theoretical box and the effective field."""
-
-    stage: str
-    unit: tuple[int, int]  # row, column in the stage's feature map
-    feature_size: tuple[int, int]
-    box: tuple[int, int, int, int]  # top, left, bottom, right input pixels (inclusive) of the theoretical field
-    center: tuple[float, float]  # the unit's centre in input coordinates
-    erf: torch.Tensor  # |d unit / d input| averaged over samples and channels, H x W
-    samples: int
-    seed: int
-    jump: tuple[int, int]  # input pixels between neighbouring units
-
-    @property
-    def peak(self) -> tuple[int, int]:
-        """Row and column of the effective field's maximum, after a 5x5 box filter (so that one
-        noisy pixel of a few-sample average does not decide it)."""
-        smooth = torch.nn.functional.avg_pool2d(self.erf[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
-        row, col = divmod(int(smooth.argmax()), smooth.shape[1])
-        return row, col
-
-
-def effective_field(model: nn.Module, record: NetRecord, stage: str, height: int, width: int,
-                    samples: int = 4, seed: int = 0) -> UnitField:  # fmt: skip
-    """The centre unit of `stage` at `height` x `width`: its theoretical field (analytic) and its
-    effective field (input gradient of a real forward pass, averaged over `samples` random inputs)."""
-    if stage not in record.stages:
-        raise InspectError(f"no stage {stage!r}: stages are {', '.join(record.stages)}")
-    rows = [next(r for r in receptive_fields(record, axis).stages if r.name == stage) for axis in (0, 1)]
-    generator = torch.Generator().manual_seed(seed)
-    outputs: dict[str, torch.Tensor] = {}
-    stage_module = dict(model.named_children())[stage]
-    hook = stage_module.register_forward_hook(lambda m, i, o: outputs.__setitem__("y", o))
-    total = torch.zeros(height, width)
-    try:
-        for _ in range(samples):
-            x = torch.randn(1, record.stem.in_ch, height, width, generator=generator, requires_grad=True)
-            model(x)
-            y = outputs["y"]
-            row, col = (y.shape[2] - 1) // 2, (y.shape[3] - 1) // 2
-            y[0, :, row, col].sum().backward()
-            total += x.grad[0].abs().sum(dim=0)
-    finally:
-        hook.remove()
-    unit = (row, col)
-    top, left = (unit[a] * rows[a].stride - rows[a].padding for a in (0, 1))
-    return UnitField(
-        stage=stage,
-        unit=unit,
-        feature_size=(int(y.shape[2]), int(y.shape[3])),
-        box=(top, left, top + rows[0].size - 1, left + rows[1].size - 1),
-        center=tuple(rows[a].center + unit[a] * rows[a].stride for a in (0, 1)),  # type: ignore[arg-type]
-        erf=total / samples,
-        samples=samples,
-        seed=seed,
-        jump=(rows[0].stride, rows[1].stride),
-    )
-
-
 def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None:
     """The input frame, the effective field as a heat map and the theoretical field as a box."""
     plt = _pyplot()
@@ -124,7 +62,7 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     height, width = result.erf.shape
     top, left, bottom, right = result.box
     fig, ax = plt.subplots(figsize=RF_FIGURE_INCHES, dpi=FIGURE_DPI)
-    image = ax.imshow(result.erf.numpy(), cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="|d unit / d input| (mean of samples)")
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .analysis import DTYPE_BYTES, Costs, peak_activation_elements
-from .builder import available_bytes, check_device, init_weights, tensor_bytes
-from .checkpoint import load_into
-from .errors import InspectError
+from ..errors import InspectError
+from ..machine import available_bytes, cpu_name
+from ..model.build import check_device, init_weights, tensor_bytes
+from ..model.checkpoint import load_into
+from ..numbers.costs import DTYPE_BYTES, Costs, peak_activation_elements
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -62,7 +63,7 @@ def estimate_bytes(model: nn.Module, costs: Costs, dtype: str) -> tuple[int, int
 def check_dtype(device: torch.device, dtype: str) -> None:
     """InspectError when this torch cannot run a convolution in `dtype` on `device` (probed)."""
     if dtype not in DTYPES:
-        raise InspectError(f"unknown dtype {dtype!r}: {', '.join(DTYPES)}")
+        raise InspectError(f"must be one of {', '.join(DTYPES)}, not {dtype!r}", "dtype")
     if device.type == "cuda" and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         raise InspectError(f"{torch.cuda.get_device_name(device)} does not support bfloat16")
     try:
@@ -81,9 +82,11 @@ def preflight(model: nn.Module, costs: Costs, device: str, dtype: str, warmup: i
     """Every check a run needs before it allocates anything; InspectError saying what is wrong."""
     target = check_device(device)
     if target.type == "meta":
-        raise InspectError("bench runs the network for real: use --device cpu or cuda")
-    if warmup < 0 or iters < 1:
-        raise InspectError(f"need --warmup >= 0 and --iters >= 1, got {warmup} and {iters}")
+        raise InspectError("must be cpu or cuda, not meta: bench runs the network for real", "device")
+    if not 0 <= warmup <= 10_000:
+        raise InspectError(f"must be 0 to 10000, got {warmup}", "warmup")
+    if not 1 <= iters <= 100_000:
+        raise InspectError(f"must be 1 to 100000, got {iters}", "iters")
     check_dtype(target, dtype)
     weights, activations = estimate_bytes(model, costs, dtype)
     free = available_bytes(target)
@@ -153,7 +156,7 @@ def run(
     return BenchResult(
         model=costs.model,
         device=str(target),
-        device_name=torch.cuda.get_device_name(target) if cuda else _cpu_name(),
+        device_name=torch.cuda.get_device_name(target) if cuda else cpu_name(),
         dtype=dtype,
         channels_last=channels_last,
         batch=costs.batch,
@@ -171,16 +174,3 @@ def run(
         estimated_bytes=estimated,
         latencies_ms=tuple(latencies),
     )
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()

@@ -13,9 +13,12 @@ import math
 import torch
 from torch import nn
 
-from .analysis import DTYPE_BYTES, Costs, LayerCost, PartCost, check_input
-from .errors import InspectError
-from .rules import Op, activations, macs, reader_for
+from ..errors import InspectError
+from ..numbers.costs import Costs, LayerCost, PartCost, check_dtype
+from ..numbers.rules import rule
+from ..numbers.sizes import check_input
+from ..records.readers import reader_for
+from ..records.types import Op
 
 NOTE = (
     "not a ResNet the walker recognises: costs from one forward pass on meta tensors with hooks on "
@@ -27,6 +30,7 @@ def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: 
                  dtype: str = "float32") -> tuple[Costs, tuple[str, ...]]:  # fmt: skip
     """Costs from a meta-tensor forward pass, and the leaves no rule covers (not counted)."""
     check_input(height, width, batch)
+    check_dtype(dtype)
     if any(not t.is_meta for t in (*module.parameters(), *module.buffers())):
         module = copy.deepcopy(module).to("meta")
     first_conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
@@ -60,22 +64,32 @@ def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: 
     finally:
         for hook in hooks:
             hook.remove()
-    rows = [LayerCost(op.name, op.kind, part, out, op.params, macs(op, out) * batch, activations(op, out) * batch)
-            for op, part, out in seen]  # fmt: skip
+    rows = [
+        LayerCost(op.name, op.kind, part, out, op.params, rule(op).macs(op, (), out) * batch, rule(op).activations(op, out) * batch)
+        for op, part, out in seen
+    ]
     stages, stride = [], 1
     for name, child in top.items():
         part_rows = [r for r in rows if r.part == name]
-        stride *= math.prod(op.stride[0] for op, part, _ in seen if part == name and op.is_window)
+        stride *= math.prod(op.stride[0] for op, part, _ in seen if part == name)
         total = sum(r.macs for r in part_rows)
-        stages.append(PartCost(name, sum(p.numel() for p in child.parameters()), total, 2 * total,
-                               sum(r.activations for r in part_rows), outputs.get(name, ()), stride))  # fmt: skip
+        params = sum(p.numel() for p in child.parameters())
+        stages.append(PartCost(name, params, total, sum(r.activations for r in part_rows), outputs.get(name, ()), stride))
     total = sum(r.macs for r in rows)
     acts = sum(r.activations for r in rows)
     spatial = [s for s in stages if len(s.output) == 3]
     costs = Costs(
-        model=label, input=(height, width), batch=batch, output_stride=spatial[-1].stride if spatial else stride,
-        params=sum(p.numel() for p in module.parameters()), macs=total, flops=2 * total, activations=acts,
-        activation_bytes=acts * DTYPE_BYTES[dtype], dtype=dtype, stages=tuple(stages), blocks=(),
-        layers=tuple(rows), channels=first_conv.in_channels,
-    )  # fmt: skip
+        model=label,
+        input=(height, width),
+        batch=batch,
+        output_stride=spatial[-1].stride if spatial else stride,
+        params=sum(p.numel() for p in module.parameters()),
+        macs=total,
+        activations=acts,
+        dtype=dtype,
+        stages=tuple(stages),
+        blocks=(),
+        layers=tuple(rows),
+        channels=first_conv.in_channels,
+    )
     return costs, tuple(unknown)

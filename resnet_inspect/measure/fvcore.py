@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InspectError
-from .walker import NetRecord
+from ..errors import InspectError
+from ..records.types import NetRecord
 
 
 def fvcore_count(model: nn.Module, record: NetRecord, height: int, width: int, batch: int = 1) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def fvcore_count(model: nn.Module, record: NetRecord, height: int, width: int, b
 
     device = next(model.parameters()).device
     if device.type == "meta":
-        raise InspectError("--count fvcore runs a real forward pass: use --device cpu or cuda, not meta")
+        raise InspectError("must be cpu or cuda, not meta: fvcore counts on a real forward pass", "device")
     x = torch.zeros(batch, record.stem.in_ch, height, width, device=device)
     analysis = FlopCountAnalysis(model.eval(), x)
     analysis.unsupported_ops_warnings(False)

@@ -1,0 +1,1 @@
+"""Anything that runs tensors: the meta-tensor trace, fvcore, the effective field, bench."""

@@ -1,0 +1,1 @@
+"""Names -> specs -> modules: the grammar and registry, the layers, building, other sources, checkpoints."""

@@ -1,0 +1,1 @@
+"""Records -> numbers: counting rules, costs, receptive fields, the detection view, diffs. No torch."""

@@ -1,0 +1,280 @@
+"""Every JSON document the tool writes, in one place (docs/cli.md describes each). Field names are
+public API: fields are only ever added, never renamed or removed. Units are in the names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from typing import TYPE_CHECKING, Any
+
+from .text import family
+
+if TYPE_CHECKING:
+    from ..measure.bench import BenchResult
+    from ..model.checkpoint import CheckpointReport
+    from ..model.spec import NetSpec
+    from ..numbers.costs import Costs, PartCost
+    from ..numbers.detection import Freeze, SplitCosts
+    from ..numbers.diff import Diff, Metric
+    from ..numbers.fields import FieldReport
+    from ..records.types import NetRecord
+
+SHOW = "resnet-inspect/show/1"
+FLOPS = "resnet-inspect/flops/1"
+RF = "resnet-inspect/rf/1"
+SPLIT = "resnet-inspect/split/1"
+DIFF = "resnet-inspect/diff/1"
+BENCH = "resnet-inspect/bench/1"
+REPORT = "resnet-inspect/report/1"
+
+BLOCK_FIELDS = (
+    "name",
+    "stage",
+    "index",
+    "type",
+    "inplanes",
+    "planes",
+    "width",
+    "outplanes",
+    "stride",
+    "stride_at",
+    "dilation",
+    "dilations",
+    "groups",
+    "base_width",
+    "downsample",
+    "params",
+)
+STEM_FIELDS = ("kind", "convs", "widths", "pool", "in_ch", "out_ch", "stride", "params")
+CONVENTION = {
+    "macs": "conv + linear multiply-accumulates",
+    "flops": "2 x macs",
+    "activations": "conv + linear output elements",
+}
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses become dicts and tuples lists, all the way down."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _pick(value: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: jsonable(getattr(value, name)) for name in names}
+
+
+def spec_data(spec: NetSpec | None) -> dict[str, Any] | None:
+    """A spec with its depth."""
+    if spec is None:
+        return None
+    return {**jsonable(spec), "depth": spec.depth}
+
+
+# -- show -------------------------------------------------------------------------------------------
+
+
+def show(record: NetRecord, spec: NetSpec | None, costs: Costs | None = None, frozen: Freeze | None = None) -> dict[str, Any]:
+    """`show --format json`."""
+    blocks = []
+    outputs = {part.name: part for part in costs.blocks} if costs else {}
+    cumulative = record.stem.stride
+    for block in record.blocks:
+        cumulative *= block.stride
+        data = {**_pick(block, BLOCK_FIELDS), "cumulative_stride": cumulative}
+        if costs is not None:
+            data["output"] = list(outputs[block.name].output)
+        blocks.append(data)
+    data = {
+        "schema": SHOW,
+        "model": record.model,
+        "spec": spec_data(spec),
+        "params": record.params,
+        "input": list(costs.input) if costs else None,
+        "stem": _pick(record.stem, STEM_FIELDS),
+        "blocks": blocks,
+        "unrecognised": list(record.unrecognised),
+    }
+    if frozen:
+        data["freeze"] = freeze(frozen)
+    return data
+
+
+def freeze(f: Freeze) -> dict[str, Any]:
+    """--freeze-at."""
+    return jsonable(f)
+
+
+# -- flops ------------------------------------------------------------------------------------------
+
+
+def part(p: PartCost) -> dict[str, Any]:
+    """A stage or a block."""
+    return {
+        "name": p.name,
+        "params": p.params,
+        "macs": p.macs,
+        "flops": p.flops,
+        "activations": p.activations,
+        "output": list(p.output),
+        "stride": p.stride,
+    }
+
+
+def flops(costs: Costs, per: str = "stage", **extra: Any) -> dict[str, Any]:
+    """`flops --json` for one model; `extra` adds sections (fvcore, freeze)."""
+    data: dict[str, Any] = {
+        "schema": FLOPS,
+        "model": costs.model,
+        "input": list(costs.input),
+        "batch": costs.batch,
+        "output_stride": costs.output_stride,
+        "params": costs.params,
+        "macs": costs.macs,
+        "flops": costs.flops,
+        "activations": costs.activations,
+        "activation_bytes": costs.activation_bytes,
+        "dtype": costs.dtype,
+        "convention": CONVENTION,
+        "stages": [part(p) for p in costs.stages],
+    }
+    if per == "block":
+        data["blocks"] = [part(p) for p in costs.blocks]
+    if per == "layer":
+        data["layers"] = jsonable(costs.layers)
+    data.update({key: value for key, value in extra.items() if value is not None})
+    return data
+
+
+def split(sc: SplitCosts, frozen: Freeze | None = None) -> dict[str, Any]:
+    """`flops --split --json`."""
+    head = None
+    if sc.head_per_roi:
+        per_roi = sc.head_per_roi
+        head = {
+            "stages": list(sc.head_stages),
+            "roi_size": sc.roi_size,
+            "rois": sc.rois,
+            "params": per_roi.params,
+            "macs_per_roi": per_roi.macs,
+            "flops_per_roi": per_roi.flops,
+            "output": list(per_roi.output),
+            "macs": sc.head_macs,
+            "flops": sc.head_flops,
+        }
+    data = {
+        "schema": SPLIT,
+        "model": sc.model,
+        "split": sc.split,
+        "input": list(sc.input),
+        "batch": sc.batch,
+        "base": {**part(sc.base), "stages": ["stem", *sc.base_stages]},
+        "head": head,
+        "macs": sc.macs,
+        "flops": sc.flops,
+    }
+    if frozen:
+        data["freeze"] = freeze(frozen)
+    return data
+
+
+def rf(report: FieldReport) -> dict[str, Any]:
+    """`rf --json`."""
+    return {
+        "schema": RF,
+        "model": report.model,
+        "output_stride": report.output_stride,
+        "stem": jsonable(report.stem),
+        "blocks": jsonable(report.blocks),
+        "stages": jsonable(report.stages),
+    }
+
+
+def bench(r: BenchResult) -> dict[str, Any]:
+    """`bench --json`."""
+    return {"schema": BENCH, **jsonable(r)}
+
+
+# -- diff -------------------------------------------------------------------------------------------
+
+
+def _metric(m: Metric) -> dict[str, Any]:
+    data = {"a": jsonable(m.a), "b": jsonable(m.b)}
+    if m.delta is not None:
+        data["delta"] = m.delta
+        data["ratio"] = m.ratio
+    return data
+
+
+def diff(d: Diff, show_all: bool = False) -> dict[str, Any]:
+    """`diff --json`; equal fields only with `show_all`."""
+
+    def changed(metrics: Sequence[Metric]) -> dict[str, Any]:
+        return {m.name: _metric(m) for m in metrics if m.changed or show_all}
+
+    stages = [
+        {
+            "name": stage.name,
+            "params": _metric(stage.params),
+            "macs": _metric(stage.macs),
+            "output": _metric(stage.output),
+            "blocks": [
+                {"name": b.name, "status": b.status, "fields": changed(b.fields) if b.status != "same" or show_all else {}}
+                for b in stage.blocks
+                if b.status != "same" or show_all
+            ],
+        }
+        for stage in d.stages
+        if stage.changed or show_all
+    ]
+    state = jsonable(d.state)
+    state["reshaped"] = [{"name": n, "a": list(a), "b": list(b)} for n, a, b in d.state.reshaped]
+    return {
+        "schema": DIFF,
+        "a": d.a,
+        "b": d.b,
+        "input": list(d.input),
+        "identical": d.identical,
+        "summary": {m.name: _metric(m) for m in d.summary},
+        "stem": changed(d.stem),
+        "stages": stages,
+        "state_dict": state,
+    }
+
+
+# -- list, keys, checkpoints, the whole report -----------------------------------------------------
+
+
+def names(specs: Sequence[NetSpec]) -> list[dict[str, Any]]:
+    """`list --json`."""
+    return [{"name": s.name, "family": family(s), "convention": s.convention, "spec": spec_data(s)} for s in specs]
+
+
+def checkpoint(report: CheckpointReport | None) -> dict[str, Any] | None:
+    """How a checkpoint's keys met the model's."""
+    return jsonable(report) if report else None
+
+
+def report(
+    model: str,
+    record: NetRecord | None,
+    spec: NetSpec | None,
+    costs: Costs,
+    fields_: FieldReport | None,
+    loaded: CheckpointReport | None,
+    unrecognised: Sequence[str],
+) -> dict[str, Any]:
+    """`Report.to_dict()`: show, flops and rf together."""
+    return {
+        "schema": REPORT,
+        "model": model,
+        "show": show(record, spec, costs) if record else None,
+        "flops": flops(costs),
+        "rf": rf(fields_) if fields_ else None,
+        "checkpoint": checkpoint(loaded),
+        "unrecognised": list(unrecognised),
+    }

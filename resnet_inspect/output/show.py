@@ -1,0 +1,286 @@
+"""`show`, `list` and `export-keys` as documents, the layer-notes text, and the checkpoint reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .document import Column, Document, Heading, Table, count, counted, note, plain
+from .text import describe_spec, family, shape_text, unrecognised_text
+
+if TYPE_CHECKING:
+    from ..model.checkpoint import CheckpointReport
+    from ..model.spec import NetSpec
+    from ..numbers.costs import Costs
+    from ..numbers.detection import Freeze
+    from ..records.types import BlockRecord, NetRecord
+
+
+def _downsample(block: BlockRecord) -> str:
+    d = block.downsample
+    if d is None:
+        return "-"
+    return f"{d.kind}/{d.stride}" if d.stride != 1 else d.kind
+
+
+def _stride(block: BlockRecord) -> str:
+    return f"{block.stride}@{block.stride_at}" if block.stride_at else str(block.stride)
+
+
+def _dilation(block: BlockRecord) -> str:
+    return "/".join(map(str, block.dilations)) if len(set(block.dilations)) > 1 else str(block.dilation)
+
+
+STEM_COLUMNS = (
+    plain("kind"),
+    plain("convs"),
+    plain("widths"),
+    plain("pool"),
+    Column("in"),
+    Column("out"),
+    Column("stride"),
+    counted("params"),
+)
+# "in"/"out" are inplanes/outplanes, "dil" the 3x3 dilation(s).
+BLOCK_COLUMNS = (
+    Column("#"),
+    Column("in"),
+    Column("planes"),
+    Column("width"),
+    Column("out"),
+    plain("stride"),
+    Column("dil"),
+    Column("groups"),
+    Column("base_width"),
+    plain("shortcut"),
+    counted("params"),
+)
+SHAPE_COLUMNS = (Column("output"), Column("cum"))
+
+
+def show_document(
+    record: NetRecord, spec: NetSpec | None, costs: Costs | None = None, frozen: Freeze | None = None
+) -> Document:
+    """`show`: a header, the stem, then one table per stage; with `costs` (an input size) each
+    block's output shape and cumulative stride too; with `frozen` the freeze_at paragraph."""
+    lines = []
+    if spec is not None:
+        lines += [f"({spec.convention}) {describe_spec(spec)}"]
+    if costs is not None:
+        lines.append(f"input {costs.input[0]}x{costs.input[1]}: output C x H x W and cumulative stride per block")
+    doc = Document([Heading(f"{record.model}  {count(record.params)} parameters", tuple(lines))])
+    stem = record.stem
+    stem_table = Table("stem", STEM_COLUMNS)
+    stem_table.add(
+        stem.kind,
+        ",".join(stem.convs),
+        ",".join(map(str, stem.widths)),
+        stem.pool or "-",
+        stem.in_ch,
+        stem.out_ch,
+        stem.stride,
+        stem.params,
+    )
+    doc.parts.append(stem_table)
+    outputs = {b.name: b for b in costs.blocks} if costs else {}
+    for stage, blocks in record.stage_blocks().items():
+        kinds = "/".join(dict.fromkeys(b.type for b in blocks))
+        params = sum(b.params for b in blocks)
+        table = Table(
+            f"{stage}: {len(blocks)} {kinds} blocks, {count(params)} parameters",
+            BLOCK_COLUMNS + (SHAPE_COLUMNS if costs else ()),
+        )
+        for b in blocks:
+            shape = (shape_text(outputs[b.name].output), outputs[b.name].stride) if costs else ()
+            table.add(
+                b.index,
+                b.inplanes,
+                b.planes,
+                b.width,
+                b.outplanes,
+                _stride(b),
+                _dilation(b),
+                b.groups,
+                b.base_width,
+                _downsample(b),
+                b.params,
+                *shape,
+            )
+        doc.parts.append(table)
+    if record.unrecognised:
+        doc.parts.append(note(unrecognised_text(record.unrecognised), "yellow"))
+    if frozen:
+        doc.parts.append(freeze_note(frozen))
+    doc.csv = blocks_csv(record, costs)
+    return doc
+
+
+def blocks_csv(record: NetRecord, costs: Costs | None) -> Table:
+    """One row per block, every field (the CSV form of `show`)."""
+    columns = [
+        plain(k)
+        for k in (
+            "name stage index type inplanes planes width outplanes stride stride_at dilation dilations groups "
+            "base_width downsample params"
+        ).split()
+    ]
+    if costs:
+        columns += [plain("output"), plain("cumulative_stride")]
+    table = Table("blocks", columns)
+    outputs = {b.name: b for b in costs.blocks} if costs else {}
+    for b in record.blocks:
+        extra = (shape_text(outputs[b.name].output), outputs[b.name].stride) if costs else ()
+        table.add(
+            b.name,
+            b.stage,
+            b.index,
+            b.type,
+            b.inplanes,
+            b.planes,
+            b.width,
+            b.outplanes,
+            b.stride,
+            b.stride_at,
+            b.dilation,
+            "-".join(map(str, b.dilations)),
+            b.groups,
+            b.base_width,
+            b.shortcut_layers,
+            b.params,
+            *extra,
+        )
+    return table
+
+
+def freeze_note(f: Freeze) -> Any:
+    """One paragraph for --freeze-at."""
+    frozen = " + ".join(f.frozen_parts) or "nothing"
+    return note(
+        f"freeze-at {f.freeze_at} (detectron2): frozen {frozen}: {count(f.frozen_params)} parameters; trainable "
+        f"{count(f.trainable_params)}; batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, "
+        f"{count(f.bn_params_trainable)} of them outside the frozen part (frozen too when BN is frozen, the "
+        f"usual detection setting: then {count(f.trainable_params - f.bn_params_trainable)} trainable)",
+        None,
+    )
+
+
+# -- notes (seed 000's layer-notes format) ------------------------------------------------------
+
+
+def _block_label(block: BlockRecord) -> str:
+    return ("Bottleneck" if block.type == "bottleneck" else "BasicBlock") + str(block.index + 1)
+
+
+def _downsample_line(block: BlockRecord) -> str:
+    if block.downsample is None:
+        return "(No Downsample)"
+    parts = []
+    for op in block.shortcut:
+        if op.kind in ("avgpool", "avgpool_same"):
+            same = ", same padding" if op.kind == "avgpool_same" else ""
+            parts.append(f"avgpool{op.kernel[0]}x{op.kernel[1]}(stride={op.stride[0]}{same})")
+        elif op.kind == "conv":
+            parts.append(
+                f"conv{op.kernel[0]}x{op.kernel[1]}(inplanes={op.in_ch}, outplanes={op.out_ch}, stride={op.stride[0]})"
+            )
+    return f"-> Downsample({', '.join(parts)})"
+
+
+def notes(record: NetRecord) -> str:
+    """The hand-written layer notes format, one `BottleneckN(...)` line per block, generated."""
+    first = record.blocks[0]
+    expansion = first.outplanes // first.planes if first.planes else 1
+    stem = record.stem
+    lines = [
+        f"# {record.model}",
+        "",
+        f"output of a {first.type} block is always planes * expansion ({expansion})",
+        "",
+        "## Stem",
+        "",
+        f"{', '.join(f'conv{c}' for c in stem.convs)} (widths {', '.join(map(str, stem.widths))})"
+        + (f", {stem.pool} pool" if stem.pool else ""),
+        f"\tIN: {stem.in_ch}, OUT: {stem.out_ch}",
+    ]
+    for number, blocks in enumerate(record.stage_blocks().values(), start=1):
+        lines += ["", f"## Layer {number}", ""]
+        for b in blocks:
+            args = [f"inplanes={b.inplanes}", f"planes={b.planes}", f"stride={b.stride}"]
+            if b.downsample:
+                args.append("downsample")
+            args += [f"groups={b.groups}", f"base_width={b.base_width}", f"dilation={b.dilation}"]
+            lines.append(f"{_block_label(b)}({', '.join(args)})")
+            lines.append("\t" + _downsample_line(b))
+            lines.append(f"\tIN: {b.inplanes}, OUT: {b.outplanes}")
+    return "\n".join(lines) + "\n"
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+def list_document(specs: Sequence[NetSpec]) -> Document:
+    """`resnet-inspect list`: one row per registered name."""
+    table = Table(
+        f"{len(specs)} registered variants",
+        tuple(plain(c) for c in ("name", "family", "convention", "block", "layers", "GxW", "stem", "shortcut")),
+    )
+    for spec in specs:
+        table.add(
+            spec.name,
+            family(spec),
+            spec.convention,
+            spec.block,
+            "-".join(map(str, spec.layers)),
+            f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "-",
+            "7x7" if spec.stem == "classic" else "deep " + ",".join(map(str, spec.stem_spec().widths)),
+            spec.shortcut,
+        )
+    return Document([table], csv=table)
+
+
+# -- checkpoints and state-dict keys -------------------------------------------------------------
+
+
+def checkpoint_line(report: CheckpointReport) -> str:
+    """'loaded 320 tensors from x.pth (under 'state_dict', prefix 'module.' stripped)'."""
+    notes = []
+    if report.wrapper:
+        notes.append(f"under {report.wrapper!r}")
+    if report.stripped:
+        notes.append("prefix " + " then ".join(repr(p) for p in report.stripped) + " stripped")
+    left = len(report.missing) + len(report.unexpected) + len(report.mismatched)
+    if left:
+        notes.append(f"{left} keys not loaded, see the table")
+    return f"loaded {report.loaded} tensors from {report.path}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def checkpoint_document(report: CheckpointReport, first: int = 10) -> Document:
+    """Missing, unexpected and reshaped keys, the first few of each."""
+    table = Table(
+        f"{report.path}: {len(report.missing)} missing, {len(report.unexpected)} unexpected, "
+        f"{len(report.mismatched)} with another shape"
+        + (f" (prefix {', '.join(report.stripped)} stripped)" if report.stripped else ""),
+        (plain("problem"), plain("key"), plain("model"), plain("file")),
+    )
+    for label, keys in (("missing from the file", report.missing), ("not in the model", report.unexpected)):
+        for key in keys[:first]:
+            table.add(label, key, "", "")
+        if len(keys) > first:
+            table.add(label, f"... {len(keys) - first} more", "", "")
+    for key, model_shape, file_shape in report.mismatched[:first]:
+        table.add("shape differs", key, shape_text(model_shape), shape_text(file_shape))
+    if len(report.mismatched) > first:
+        table.add("shape differs", f"... {len(report.mismatched) - first} more", "", "")
+    return Document([table])
+
+
+def keys_document(label: str, keys: Sequence[dict[str, Any]]) -> Document:
+    """`export-keys`: one row per state-dict entry."""
+    params = sum(1 for k in keys if k["kind"] == "parameter")
+    table = Table(
+        f"{label}: {len(keys)} entries ({params} parameters, {len(keys) - params} buffers)",
+        (plain("name"), plain("shape"), plain("kind"), plain("dtype")),
+    )
+    for k in keys:
+        table.add(k["name"], shape_text(k["shape"]) or "scalar", k["kind"], k["dtype"])
+    return Document([table], csv=table)

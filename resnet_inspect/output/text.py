@@ -1,0 +1,78 @@
+"""Words and number formats shared by every view: shapes, giga-units, the counting convention in one
+sentence, and a spec described in words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model.spec import NetSpec
+
+CONVENTION = (
+    "MACs = multiply-accumulates of conv and linear layers (what torchvision, fvcore and the papers "
+    "call FLOPs); FLOPs = 2 x MACs; activations = output elements of conv and linear layers"
+)
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """(256, 56, 56) -> '256x56x56'."""
+    return "x".join(map(str, shape))
+
+
+def giga(n: int) -> str:
+    """4089184256 -> '4.089 G'."""
+    return f"{n / 1e9:.3f} G"
+
+
+def size_text(size: Sequence[int]) -> str:
+    """(512, 1024) -> '512x1024'."""
+    return f"{size[0]}x{size[1]}"
+
+
+def describe_spec(spec: NetSpec) -> str:
+    """One line naming every knob of a spec."""
+    stem = (
+        f"7x7 stem ({spec.stem_width})"
+        if spec.stem == "classic"
+        else "deep stem 3x3 x3 (" + ", ".join(map(str, spec.stem_spec().widths)) + ")"
+    )
+    parts = [
+        f"{spec.block} {list(spec.layers)}",
+        f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "",
+        stem,
+        "1x1 conv shortcut" if spec.shortcut == "conv" else "avg-pool + 1x1 conv shortcut",
+        f"stride on the {spec.stride_at}" if spec.block == "bottleneck" else "",
+        "first block of every stage projects" if spec.project_first else "",
+        f"output stride {spec.output_stride}",
+        f"multi-grid {'-'.join(map(str, spec.multi_grid))}" if spec.multi_grid else "",
+        f"{spec.dilation_style} dilation" if spec.output_stride != 32 else "",
+        f"{spec.num_classes} classes",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def family(spec: NetSpec) -> str:
+    """ResNet / ResNeXt / Wide ResNet with its bag-of-tricks letter (He et al. 2019), from the knobs."""
+    base = "ResNeXt" if spec.groups > 1 else "Wide ResNet" if spec.width_per_group > 64 else "ResNet"
+    letters = {
+        ("1x1", "classic", "conv"): "A",
+        ("3x3", "classic", "conv"): "B",
+        ("3x3", "deep", "conv"): "C",
+        ("3x3", "deep", "avgpool"): "D",
+    }
+    stride_at = spec.stride_at if spec.block == "bottleneck" else "3x3"
+    return f"{base}-{letters.get((stride_at, spec.stem, spec.shortcut), '?')}"
+
+
+def unrecognised_text(items: Sequence[str], first: int = 3) -> str:
+    """Leaves the walker has no rule for, grouped by kind: '16 x SEModule (...): layer1.0.se, ...'."""
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        name, _, kind = item.partition(" (")
+        groups.setdefault(kind.rstrip(")"), []).append(name)
+    lines = []
+    for kind, names in groups.items():
+        more = f", ... ({len(names) - first} more)" if len(names) > first else ""
+        lines.append(f"{len(names)} x {kind}: {', '.join(names[:first])}{more}")
+    return "not understood, so not counted: " + "; ".join(lines)

@@ -1,0 +1,1 @@
+"""nn.Module -> records: what each leaf layer is (readers), and the stem, blocks and head (walker)."""

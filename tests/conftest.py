@@ -1,0 +1,68 @@
+"""Shared test helpers: the CLI runner, a model's records and costs, golden files, and the
+`reference` marker for tests that need torchvision or timm (CI runs them in a second venv)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "reference: compares with torchvision or timm themselves (needs them installed)")
+
+
+def cli_run(*args: str, ok: bool = True):
+    """Invoke the command line; with `ok`, fail the test unless it exits 0."""
+    from resnet_inspect.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def cli_json(*args: str):
+    """Invoke a command with --json and parse its output."""
+    return json.loads(cli_run(*args, "--json").output)
+
+
+def analysed(name: str, height: int, width: int | None = None, batch: int = 1):
+    """Costs of one of our names at an input, through build -> walk -> costs."""
+    from resnet_inspect.model.build import build
+    from resnet_inspect.model.names import resolve
+    from resnet_inspect.numbers.costs import costs
+    from resnet_inspect.records.walker import walk
+
+    return costs(walk(build(resolve(name)), name), height, width or height, batch)
+
+
+def records_of(name: str):
+    """The walked records of one of our names."""
+    from resnet_inspect.model.build import build
+    from resnet_inspect.model.names import resolve
+    from resnet_inspect.records.walker import walk
+
+    return walk(build(resolve(name)), name)
+
+
+@pytest.fixture
+def golden(request):
+    """compare(name, text): the text equals tests/golden/<name> (rewritten with --update-golden)."""
+
+    def compare(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if request.config.getoption("--update-golden"):
+            path.write_text(text)
+        assert path.exists(), f"no golden file {path}: run pytest --update-golden"
+        assert text == path.read_text(), f"{name} differs from tests/golden/{name}"
+
+    return compare
