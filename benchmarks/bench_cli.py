@@ -32,7 +32,9 @@ from resnet_inspect import build
 model = build('resnet152', output_stride=8, device='{device}', init={init})
 x = torch.zeros(1, 3, 1024, 2048, device='{device}')
 """
-FVCORE = PEER_SETUP.format(device="cpu", init=True) + """
+FVCORE = (
+    PEER_SETUP.format(device="cpu", init=True)
+    + """
 from fvcore.nn import FlopCountAnalysis
 flops = FlopCountAnalysis(model, x)
 flops.unsupported_ops_warnings(False)
@@ -40,20 +42,32 @@ with torch.no_grad():
     ops = flops.by_operator()
 print(int(ops['conv'] + ops.get('linear', 0) + ops.get('addmm', 0)))
 """
-FLOP_COUNTER = PEER_SETUP.format(device="meta", init=False) + """
+)
+FLOP_COUNTER = (
+    PEER_SETUP.format(device="meta", init=False)
+    + """
 from torch.utils.flop_counter import FlopCounterMode
 with FlopCounterMode(display=False) as counter:
     model(x)
 print(counter.get_total_flops() // 2)  # FlopCounterMode counts 2 per multiply-accumulate
 """
+)
 
 OURS = [
     ("show resnet50", "show resnet50"),
-    ("show resnext101_64x4d, 16384x16384, OS8", "show resnext101_64x4d --input 16384x16384 --output-stride 8"),
+    (
+        "show resnext101_64x4d, 16384x16384, OS8",
+        "show resnext101_64x4d --input 16384x16384 --output-stride 8",
+    ),
     ("flops resnet152, 1024x2048, OS8", "flops resnet152 --input 1024x2048 --output-stride 8"),
-    ("flops resnet200_vd, 16384x16384, batch 256, OS8",
-     "flops resnet200_vd --input 16384x16384 --batch 256 --output-stride 8"),
-    ("flops resnext101_32x16d --per layer, 16384x16384", "flops resnext101_32x16d --input 16384x16384 --per layer"),
+    (
+        "flops resnet200_vd, 16384x16384, batch 256, OS8",
+        "flops resnet200_vd --input 16384x16384 --batch 256 --output-stride 8",
+    ),
+    (
+        "flops resnext101_32x16d --per layer, 16384x16384",
+        "flops resnext101_32x16d --input 16384x16384 --per layer",
+    ),
     ("rf resnet152, OS8, multi-grid 1,2,4", "rf resnet152 --output-stride 8 --multi-grid 1,2,4"),
     ("diff resnet50d resnet50_vd, OS8", "diff resnet50d resnet50_vd --output-stride 8"),
     ("diff resnet101@os16 resnet101@os8, 1024x2048", "diff resnet101@os16 resnet101@os8 --input 1024x2048"),
@@ -87,10 +101,10 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    from importlib.metadata import version
+
     import fvcore  # noqa: F401  (version below)
     import torch
-
-    from importlib.metadata import version
 
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; Python "
@@ -108,8 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5, help="repetitions of every row (default 5)")
     parser.add_argument("--peer-reps", type=int, default=3, help="repetitions of the fvcore row (slow)")
-    parser.add_argument("--sweep", action="store_true",
-                        help="also run show/flops/rf at 16384x16384, batch 256, OS8 on every registered variant once")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also run show/flops/rf at 16384x16384, batch 256, OS8 on every registered variant once",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     args = parser.parse_args()
 
@@ -118,8 +135,10 @@ def main() -> None:
     for label, argv in OURS:
         commands[label] = cli(argv)
         rows[label] = []
-    peers = {"fvcore FlopCountAnalysis, real CPU tensors": [PY, "-c", FVCORE],
-             "torch FlopCounterMode, meta tensors": [PY, "-c", FLOP_COUNTER]}  # fmt: skip
+    peers = {
+        "fvcore FlopCountAnalysis, real CPU tensors": [PY, "-c", FVCORE],
+        "torch FlopCounterMode, meta tensors": [PY, "-c", FLOP_COUNTER],
+    }
     for label in peers:
         rows[label] = []
 
@@ -151,10 +170,12 @@ def main() -> None:
         "",
         f"Machine: {machine()}.",
         "",
-        f"Whole-process wall time (median of {args.reps} runs, fvcore {min(args.reps, args.peer_reps)}; "
-        "min-max in brackets) and peak RSS, every row its own process, repetitions interleaved. "
-        "Ratios are to `python -c \"import torch\"` measured in the same run; the targets are "
-        "<= 1.25x and <= +100 MB for every analysis command, <= 1.5x for the zoo table.",
+        (
+            f"Whole-process wall time (median of {args.reps} runs, fvcore {min(args.reps, args.peer_reps)}; "
+            "min-max in brackets) and peak RSS, every row its own process, repetitions interleaved. "
+            'Ratios are to `python -c "import torch"` measured in the same run; the targets are '
+            "<= 1.25x and <= +100 MB for every analysis command, <= 1.5x for the zoo table."
+        ),
         "",
         "| what | wall (s) | x import torch | peak RSS (MB) | RSS - import torch (MB) |",
         "|---|---|---|---|---|",
@@ -169,10 +190,12 @@ def main() -> None:
     fc = summarise(rows["torch FlopCounterMode, meta tensors"])[0]
     lines += [
         "",
-        "The same count, resnet152 at 1024x2048, output stride 8 (all three give "
-        f"{EXPECTED_MACS:,} conv + linear MACs): resnet-inspect {ours_wall:.2f} s, "
-        f"fvcore {fv:.2f} s ({fv / ours_wall:.1f}x slower), FlopCounterMode {fc:.2f} s "
-        f"({fc / ours_wall:.2f}x slower). Targets: at least 15x and 1.7x.",
+        (
+            "The same count, resnet152 at 1024x2048, output stride 8 (all three give "
+            f"{EXPECTED_MACS:,} conv + linear MACs): resnet-inspect {ours_wall:.2f} s, "
+            f"fvcore {fv:.2f} s ({fv / ours_wall:.1f}x slower), FlopCounterMode {fc:.2f} s "
+            f"({fc / ours_wall:.2f}x slower). Targets: at least 15x and 1.7x."
+        ),
     ]
     if args.sweep:
         from resnet_inspect.names import REGISTRY
@@ -181,8 +204,11 @@ def main() -> None:
         worst_rss = (0, "")
         for name in REGISTRY:
             for command in ("show", "flops", "rf"):
-                extra = " --input 16384x16384 --batch 256" if command == "flops" else (
-                    " --input 16384x16384" if command == "show" else "")  # fmt: skip
+                extra = (
+                    " --input 16384x16384 --batch 256"
+                    if command == "flops"
+                    else (" --input 16384x16384" if command == "show" else "")
+                )
                 argv = cli(f"{command} {name} --output-stride 8{extra}")
                 wall, rss, _ = measure(argv)
                 worst = max(worst, (wall, " ".join(argv[-6:])))
@@ -190,10 +216,12 @@ def main() -> None:
         base_now = statistics.median(measure(commands["import torch"])[0] for _ in range(3))
         lines += [
             "",
-            f"Sweep: `show`, `flops` and `rf` on each of the {len(REGISTRY)} registered variants, output "
-            "stride 8, 16384x16384 (flops: batch 256), one run each: slowest "
-            f"{worst[0]:.2f} s ({worst[0] / base_now:.2f}x import torch, `{worst[1]}`), largest peak RSS "
-            f"{worst_rss[0] / 2**20:.0f} MB ({(worst_rss[0] - base_rss) / 2**20:+.0f} MB, `{worst_rss[1]}`).",
+            (
+                f"Sweep: `show`, `flops` and `rf` on each of the {len(REGISTRY)} registered variants, output "
+                "stride 8, 16384x16384 (flops: batch 256), one run each: slowest "
+                f"{worst[0]:.2f} s ({worst[0] / base_now:.2f}x import torch, `{worst[1]}`), largest peak RSS "
+                f"{worst_rss[0] / 2**20:.0f} MB ({(worst_rss[0] - base_rss) / 2**20:+.0f} MB, `{worst_rss[1]}`)."
+            ),
         ]
     text = "\n".join(lines) + "\n"
     write_section(Path(args.out), text)

@@ -43,10 +43,10 @@ __all__ = [
     "diff",
     "inspect",
     "load",
-    "resolve",
-    "walk",
     "parse_input",
     "parse_int_list",
+    "resolve",
+    "walk",
 ]
 
 Size = int | tuple[int, int] | str
@@ -138,7 +138,13 @@ class Report:
         """`show`, `flops` and `rf` JSON together (schema resnet-inspect/report/1)."""
         assert self.costs is not None
         return schema.report(
-            self.model, self.record, self.spec, self.costs, self.receptive_fields, self.checkpoint, self.unrecognised
+            self.model,
+            self.record,
+            self.spec,
+            self.costs,
+            self.receptive_fields,
+            self.checkpoint,
+            self.unrecognised,
         )
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -291,7 +297,11 @@ def effective_field(
     torch.manual_seed(seed)  # the random weights
     model, record = records(name, device=device, init=True, **options)
     chosen = stage or record.stages[-1]
-    return model, receptive_fields(record), measure(model.module, record, chosen, height, width, samples, seed, progress)
+    return (
+        model,
+        receptive_fields(record),
+        measure(model.module, record, chosen, height, width, samples, seed, progress),
+    )
 
 
 def zoo(

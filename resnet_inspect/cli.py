@@ -53,7 +53,9 @@ class IntList(click.ParamType):
 class OneLineErrors(click.Group):
     """A group whose every bad-input path ends in one line on stderr and exit status 2."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, **extra: Any) -> Any:
+    def main(
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, **extra: Any
+    ) -> Any:
         """Run the command; turn InspectError and click usage errors into one line, exit 2."""
         extra.pop("standalone_mode", None)
         try:
@@ -98,7 +100,9 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stem", type=click.Choice(["classic", "deep"]), help="7x7 conv, or three 3x3 convs."),
         click.option("--stem-width", type=int, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
         click.option(
-            "--shortcut", type=click.Choice(["conv", "avgpool"]), help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D)."
+            "--shortcut",
+            type=click.Choice(["conv", "avgpool"]),
+            help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D).",
         ),
         click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
         click.option("--output-stride", type=int, help="8, 16 or 32: later stages dilate instead of striding."),
@@ -108,7 +112,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["torchvision", "paddle"]),
             help="Whether a dilated stage's first block keeps the old rate (torchvision) or not.",
         ),
-        click.option("--device", help="Where to build: meta (default: no memory, no initialisation), cpu, cuda, cuda:N."),
+        click.option(
+            "--device",
+            help="Where to build: meta (default: no memory, no initialisation), cpu, cuda, cuda:N.",
+        ),
         click.option(
             "--weights",
             type=click.Path(dir_okay=False),
@@ -357,8 +364,19 @@ def flops(names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot
         _flops_names(names, fmt, plot, **options)
 
 
-def _flops_names(names: tuple[str, ...], fmt: str, plot: str | None, size: str, batch: int, per: str,
-                 freeze_at: int | None, device: str | None, rois: int, roi_size: int, **options: Any) -> None:  # fmt: skip
+def _flops_names(
+    names: tuple[str, ...],
+    fmt: str,
+    plot: str | None,
+    size: str,
+    batch: int,
+    per: str,
+    freeze_at: int | None,
+    device: str | None,
+    rois: int,
+    roi_size: int,
+    **options: Any,
+) -> None:
     from . import api
     from .output import schema
     from .output.costs import costs_document, many_costs_csv
@@ -385,14 +403,30 @@ def _flops_names(names: tuple[str, ...], fmt: str, plot: str | None, size: str, 
         csv = docs[0].csv if len(docs) == 1 else many_costs_csv([r.costs for r in reports], per)
         return _merged(docs, csv)
 
-    emit(fmt, document, lambda: _one_or_list([schema.flops(r.costs, per, freeze=f and schema.freeze(f))
-                                              for r, f in zip(reports, frozen)]))  # fmt: skip
+    emit(
+        fmt,
+        document,
+        lambda: _one_or_list(
+            [schema.flops(r.costs, per, freeze=f and schema.freeze(f)) for r, f in zip(reports, frozen)]
+        ),
+    )
     if plot and fmt == "table":
         click.echo(f"wrote {plot}")
 
 
-def _flops_split(names: tuple[str, ...], fmt: str, split: str, size: str, batch: int, rois: int, roi_size: int,
-                 freeze_at: int | None, device: str | None, per: str, **options: Any) -> None:  # fmt: skip
+def _flops_split(
+    names: tuple[str, ...],
+    fmt: str,
+    split: str,
+    size: str,
+    batch: int,
+    rois: int,
+    roi_size: int,
+    freeze_at: int | None,
+    device: str | None,
+    per: str,
+    **options: Any,
+) -> None:
     from . import api
     from .output import schema
     from .output.costs import split_document
@@ -401,8 +435,18 @@ def _flops_split(names: tuple[str, ...], fmt: str, split: str, size: str, batch:
     overrides, loading = _split(options)
     results = []
     for name in names:
-        model, result, frozen = api.split(name, size, split, rois, roi_size, batch, freeze_at,
-                                          device=device or "meta", **loading, **overrides)  # fmt: skip
+        model, result, frozen = api.split(
+            name,
+            size,
+            split,
+            rois,
+            roi_size,
+            batch,
+            freeze_at,
+            device=device or "meta",
+            **loading,
+            **overrides,
+        )
         _report_checkpoint(model)
         results.append((result, frozen))
 
@@ -415,15 +459,18 @@ def _flops_split(names: tuple[str, ...], fmt: str, split: str, size: str, batch:
     emit(fmt, document, lambda: _one_or_list([schema.split(sc, f) for sc, f in results]))
 
 
-def _flops_fvcore(names: tuple[str, ...], fmt: str, size: str, batch: int, per: str, device: str | None,
-                  **options: Any) -> None:  # fmt: skip
+def _flops_fvcore(
+    names: tuple[str, ...], fmt: str, size: str, batch: int, per: str, device: str | None, **options: Any
+) -> None:
     from . import api
     from .output import schema
     from .output.costs import fvcore_document
 
     options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
     overrides, loading = _split(options)
-    results = [api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in names or api.list_names()]
+    results = [
+        api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in names or api.list_names()
+    ]
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
@@ -448,7 +495,11 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
 @click.argument("name")
 @output_format("table", "json", "markdown", "csv")
 @click.option(
-    "--per", type=click.Choice(["stage", "block"]), default="block", show_default=True, help="Stages only, or every block too."
+    "--per",
+    type=click.Choice(["stage", "block"]),
+    default="block",
+    show_default=True,
+    help="Stages only, or every block too.",
 )
 @click.option(
     "--plot",
@@ -461,8 +512,18 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
 @click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
 @model_options
-def rf(name: str, fmt: str, per: str, plot: str | None, stage: str | None, size: str, samples: int, seed: int,
-       device: str | None, **options: Any) -> None:  # fmt: skip
+def rf(
+    name: str,
+    fmt: str,
+    per: str,
+    plot: str | None,
+    stage: str | None,
+    size: str,
+    samples: int,
+    seed: int,
+    device: str | None,
+    **options: Any,
+) -> None:
     """Theoretical receptive field, jump, effective padding and centre per block and stage.
 
     Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
@@ -480,8 +541,16 @@ def rf(name: str, fmt: str, per: str, plot: str | None, stage: str | None, size:
     from .output.costs import rf_document
 
     overrides, loading = _split(options)
-    stray = [flag for flag, p in (("--stage", "stage"), ("--input", "size"), ("--samples", "samples"), ("--seed", "seed"))
-             if _given(p)]  # fmt: skip
+    stray = [
+        flag
+        for flag, p in (
+            ("--stage", "stage"),
+            ("--input", "size"),
+            ("--samples", "samples"),
+            ("--seed", "seed"),
+        )
+        if _given(p)
+    ]
     if stray and not plot:
         raise click.UsageError(f"{', '.join(stray)} only apply with --plot")
     if plot:
@@ -559,8 +628,18 @@ def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None
 @click.option("--warmup", default=5, show_default=True, type=int, help="Untimed iterations first.")
 @click.option("--iters", default=20, show_default=True, type=int, help="Timed iterations.")
 @model_options
-def bench(name: str, fmt: str, size: str, batch: int, dtype: str, channels_last: bool, warmup: int, iters: int,
-          device: str | None, **options: Any) -> None:  # fmt: skip
+def bench(
+    name: str,
+    fmt: str,
+    size: str,
+    batch: int,
+    dtype: str,
+    channels_last: bool,
+    warmup: int,
+    iters: int,
+    device: str | None,
+    **options: Any,
+) -> None:
     """Real forward latency and throughput with random weights (the one command that runs the network).
 
     Warm-up, then timed iterations (CUDA synchronised, cudnn.benchmark on), median and spread,
@@ -582,8 +661,19 @@ def bench(name: str, fmt: str, size: str, batch: int, dtype: str, channels_last:
     overrides, loading = _split(options)
     target = device or "cpu"
     with _progress(f"{name} on {target}", fmt == "table") as progress:
-        result = api.bench(name, target, size, batch, dtype, channels_last, warmup, iters, progress=progress,
-                           **loading, **overrides)  # fmt: skip
+        result = api.bench(
+            name,
+            target,
+            size,
+            batch,
+            dtype,
+            channels_last,
+            warmup,
+            iters,
+            progress=progress,
+            **loading,
+            **overrides,
+        )
     emit(fmt, lambda: bench_document(result), lambda: schema.bench(result))
 
 
@@ -614,7 +704,7 @@ class _progress:
     def __enter__(self) -> Callable[[int, int], None] | None:
         return self.update if self.shown else None
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
 

@@ -46,8 +46,18 @@ def stage_macs(h: int, w: int, cin: int, planes: int, blocks: int, stride: int) 
     return total, h, w
 
 
-def hand_stage_macs(h, w, layers, *, groups=1, width_per_group=64, deep_stem=None, avgpool_shortcut=False,
-                    stride_on_1x1=False, classes=1000):  # fmt: skip
+def hand_stage_macs(
+    h,
+    w,
+    layers,
+    *,
+    groups=1,
+    width_per_group=64,
+    deep_stem=None,
+    avgpool_shortcut=False,
+    stride_on_1x1=False,
+    classes=1000,
+):
     """MACs per stage of a bottleneck ResNet at h x w, from the papers' description."""
     stages = {}
     if deep_stem:
@@ -82,8 +92,16 @@ def hand_stage_macs(h, w, layers, *, groups=1, width_per_group=64, deep_stem=Non
     return stages
 
 
-def hand_params(layers, *, bottleneck=True, groups=1, width_per_group=64, deep_stem=None, project_first=False,
-                classes=1000):  # fmt: skip
+def hand_params(
+    layers,
+    *,
+    bottleneck=True,
+    groups=1,
+    width_per_group=64,
+    deep_stem=None,
+    project_first=False,
+    classes=1000,
+):
     """Parameters of a ResNet written from the paper's description."""
     if deep_stem:
         a, b, c = deep_stem
@@ -114,8 +132,13 @@ def expected_keys(layers, deep_stem=False, avgpool_shortcut=False, bottleneck=Tr
     """torchvision's state-dict names (timm's for the deep stem and avg-pool shortcut), written out."""
     keys = []
     if deep_stem:
-        keys += ["conv1.0.weight", *(f"conv1.1.{k}" for k in BN_KEYS), "conv1.3.weight",
-                 *(f"conv1.4.{k}" for k in BN_KEYS), "conv1.6.weight"]  # fmt: skip
+        keys += [
+            "conv1.0.weight",
+            *(f"conv1.1.{k}" for k in BN_KEYS),
+            "conv1.3.weight",
+            *(f"conv1.4.{k}" for k in BN_KEYS),
+            "conv1.6.weight",
+        ]
     else:
         keys.append("conv1.weight")
     keys += [f"bn1.{k}" for k in BN_KEYS]

@@ -6,10 +6,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from resnet_inspect.numbers.costs import costs, peak_activation_elements
-from resnet_inspect.model.build import build
 from resnet_inspect.cli import cli
+from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
+from resnet_inspect.numbers.costs import costs, peak_activation_elements
 from resnet_inspect.records.walker import walk
 
 
@@ -22,7 +22,13 @@ def test_cpu_run_reports_latency_throughput_and_memory():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["schema"] == "resnet-inspect/bench/1"
-    assert (data["device"], data["dtype"], data["batch"], data["input"], data["iters"]) == ("cpu", "float32", 2, [32, 32], 3)
+    assert (data["device"], data["dtype"], data["batch"], data["input"], data["iters"]) == (
+        "cpu",
+        "float32",
+        2,
+        [32, 32],
+        3,
+    )
     assert len(data["latencies_ms"]) == 3 and all(t > 0 for t in data["latencies_ms"])
     assert data["latency_ms_min"] <= data["latency_ms_median"] <= data["latency_ms_max"]
     assert data["images_per_s"] == pytest.approx(2 / (data["latency_ms_median"] / 1000))
@@ -73,8 +79,22 @@ def test_cuda_request_without_cuda():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_cuda_run(dtype):
-    result = bench("resnet50", "--device", "cuda", "--input", "64", "--batch", "4", "--dtype", dtype,
-                   "--warmup", "2", "--iters", "3", "--json")  # fmt: skip
+    result = bench(
+        "resnet50",
+        "--device",
+        "cuda",
+        "--input",
+        "64",
+        "--batch",
+        "4",
+        "--dtype",
+        dtype,
+        "--warmup",
+        "2",
+        "--iters",
+        "3",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["device"].startswith("cuda") and data["peak_memory_kind"] == "cuda max allocated"

@@ -3,11 +3,12 @@ derived by hand from the papers' layer tables, and state-dict names written out 
 
 import pytest
 import torch
-from oracles import expected_keys, hand_params
 
-from resnet_inspect.model.build import build
 from resnet_inspect.errors import InspectError
+from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
+
+from oracles import expected_keys, hand_params
 
 # torchvision's model tables ("Params" column of each weights enum / docs page).
 TORCHVISION_PARAMS = {
@@ -45,10 +46,15 @@ def test_parameter_counts_equal_torchvisions_tables(name, published):
         ("resnet50_vd", hand_params((3, 4, 6, 3), deep_stem=(32, 32, 64), project_first=True)),
         ("resnet200_vd", hand_params((3, 12, 48, 3), deep_stem=(32, 32, 64), project_first=True)),
         # Paddle projects the first block of every stage, even 64 -> 64 in a basic-block net:
-        ("resnet18_vd", hand_params((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64), project_first=True)),
+        (
+            "resnet18_vd",
+            hand_params((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64), project_first=True),
+        ),
         ("resnet18d", hand_params((2, 2, 2, 2), bottleneck=False, deep_stem=(32, 32, 64))),
-        ("resnext101_vd_64x4d", hand_params((3, 4, 23, 3), groups=64, width_per_group=4,
-                                           deep_stem=(32, 32, 64), project_first=True)),  # fmt: skip
+        (
+            "resnext101_vd_64x4d",
+            hand_params((3, 4, 23, 3), groups=64, width_per_group=4, deep_stem=(32, 32, 64), project_first=True),
+        ),
         ("resnet50@classes=10", hand_params((3, 4, 6, 3), classes=10)),
         ("resnet50@classes=0", hand_params((3, 4, 6, 3), classes=0)),
     ],
@@ -70,15 +76,16 @@ def test_paddle_basic_vd_projects_the_first_stage_timm_does_not():
 
 # --- state-dict names ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "name, kwargs",
     [
-        ("resnet50", dict(layers=(3, 4, 6, 3))),
-        ("resnet18", dict(layers=(2, 2, 2, 2), bottleneck=False)),
-        ("resnext101_32x8d", dict(layers=(3, 4, 23, 3))),
-        ("resnet50d", dict(layers=(3, 4, 6, 3), deep_stem=True, avgpool_shortcut=True)),
-        ("resnet101c", dict(layers=(3, 4, 23, 3), deep_stem=True)),
-        ("resnet34d", dict(layers=(3, 4, 6, 3), deep_stem=True, avgpool_shortcut=True, bottleneck=False)),
+        ("resnet50", {"layers": (3, 4, 6, 3)}),
+        ("resnet18", {"layers": (2, 2, 2, 2), "bottleneck": False}),
+        ("resnext101_32x8d", {"layers": (3, 4, 23, 3)}),
+        ("resnet50d", {"layers": (3, 4, 6, 3), "deep_stem": True, "avgpool_shortcut": True}),
+        ("resnet101c", {"layers": (3, 4, 23, 3), "deep_stem": True}),
+        ("resnet34d", {"layers": (3, 4, 6, 3), "deep_stem": True, "avgpool_shortcut": True, "bottleneck": False}),
     ],
 )
 def test_state_dict_names_are_torchvisions_and_timms(name, kwargs):
@@ -141,9 +148,7 @@ def test_torchvision_state_dict_loads_strictly(name):
     with torch.device("meta"):
         theirs = getattr(models, name)()
     ours = build(resolve(name))
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()
-    }
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
 @pytest.mark.parametrize("name", ["resnet50d", "resnet18d", "resnet50s", "resnext50d_32x4d", "resnet200d"])
@@ -152,9 +157,7 @@ def test_timm_state_dict_loads_strictly(name):
     with torch.device("meta"):
         theirs = timm.create_model(name)
     ours = build(resolve(name))
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()
-    }
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
 def test_paddle_counts_bn_statistics_among_parameters():

@@ -5,8 +5,6 @@ import tracemalloc
 
 import pytest
 import torch
-from conftest import analysed, records_of
-from oracles import hand_stage_macs
 
 from resnet_inspect.errors import InspectError
 from resnet_inspect.model.build import build
@@ -14,18 +12,21 @@ from resnet_inspect.model.names import resolve
 from resnet_inspect.numbers.costs import costs
 from resnet_inspect.records.walker import walk
 
+from conftest import analysed, records_of
+from oracles import hand_stage_macs
+
 
 @pytest.mark.parametrize(
     "name, h, w, kwargs",
     [
-        ("resnet50", 224, 224, dict(layers=(3, 4, 6, 3))),
-        ("resnet101", 97, 131, dict(layers=(3, 4, 23, 3))),
-        ("resnext50_32x4d", 225, 225, dict(layers=(3, 4, 6, 3), groups=32, width_per_group=4)),
-        ("wide_resnet50_2", 160, 96, dict(layers=(3, 4, 6, 3), width_per_group=128)),
-        ("resnet50_vd", 97, 131, dict(layers=(3, 4, 6, 3), deep_stem=(32, 32, 64), avgpool_shortcut=True)),
-        ("resnet50s", 224, 224, dict(layers=(3, 4, 6, 3), deep_stem=(64, 64, 128))),
-        ("resnet50_va", 225, 225, dict(layers=(3, 4, 6, 3), stride_on_1x1=True)),
-        ("resnet152", 16384, 16384, dict(layers=(3, 8, 36, 3))),  # no memory for the input is needed
+        ("resnet50", 224, 224, {"layers": (3, 4, 6, 3)}),
+        ("resnet101", 97, 131, {"layers": (3, 4, 23, 3)}),
+        ("resnext50_32x4d", 225, 225, {"layers": (3, 4, 6, 3), "groups": 32, "width_per_group": 4}),
+        ("wide_resnet50_2", 160, 96, {"layers": (3, 4, 6, 3), "width_per_group": 128}),
+        ("resnet50_vd", 97, 131, {"layers": (3, 4, 6, 3), "deep_stem": (32, 32, 64), "avgpool_shortcut": True}),
+        ("resnet50s", 224, 224, {"layers": (3, 4, 6, 3), "deep_stem": (64, 64, 128)}),
+        ("resnet50_va", 225, 225, {"layers": (3, 4, 6, 3), "stride_on_1x1": True}),
+        ("resnet152", 16384, 16384, {"layers": (3, 8, 36, 3)}),  # no memory for the input is needed
     ],
 )
 def test_stage_macs_equal_a_hand_count(name, h, w, kwargs):

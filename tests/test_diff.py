@@ -30,8 +30,12 @@ def test_resnet50_vs_resnet50_vd():
         block = changed_blocks(d, stage)[f"{stage}.0"]
         assert block["fields"]["downsample"] == {"a": "conv1x1/2", "b": "avgpool2x2/2 + conv1x1"}
     assert "layer1" not in [s["name"] for s in d["stages"]]  # layer1.0's 1x1 projection is alike
-    assert d["summary"]["params"] == {"a": 25_557_032, "b": 25_576_264, "delta": 19_232,
-                                      "ratio": 25_576_264 / 25_557_032}  # fmt: skip
+    assert d["summary"]["params"] == {
+        "a": 25_557_032,
+        "b": 25_576_264,
+        "delta": 19_232,
+        "ratio": 25_576_264 / 25_557_032,
+    }
     # the MACs rise by the deep stem's cost over the 7x7's, both at 112 x 112
     deep = stem_macs(112, 112, [(3, 32, 3), (32, 32, 3), (32, 64, 3)])
     classic = stem_macs(112, 112, [(3, 64, 7)])
@@ -125,7 +129,10 @@ def test_all_shows_equal_rows():
 
 
 def test_a_bad_side_is_named():
-    for args, side in ((["resnet5O", "resnet50"], "A (resnet5O)"), (["resnet50", "resnet50@os12"], "B (resnet50@os12)")):
+    for args, side in (
+        (["resnet5O", "resnet50"], "A (resnet5O)"),
+        (["resnet50", "resnet50@os12"], "B (resnet50@os12)"),
+    ):
         result = CliRunner().invoke(cli, ["diff", *args])
         assert result.exit_code == 2
         line = result.output.strip()

@@ -5,6 +5,7 @@ import os
 import pickle
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,8 +155,24 @@ def test_missing_library_is_named(monkeypatch):
 
 
 def _same_records(ours, theirs):
-    strip = lambda r: [(b.name, b.type, b.inplanes, b.planes, b.width, b.outplanes, b.stride, b.stride_at,
-                        b.dilations, b.groups, b.base_width, b.downsample, b.params) for b in r.blocks]  # noqa: E731
+    strip = lambda r: [
+        (
+            b.name,
+            b.type,
+            b.inplanes,
+            b.planes,
+            b.width,
+            b.outplanes,
+            b.stride,
+            b.stride_at,
+            b.dilations,
+            b.groups,
+            b.base_width,
+            b.downsample,
+            b.params,
+        )
+        for b in r.blocks
+    ]
     return strip(ours) == strip(theirs) and ours.stem == theirs.stem
 
 
@@ -166,7 +183,11 @@ def test_torchvision_models_read_like_ours(name, os_):
     ours = ri.inspect(f"{name}@os{os_}", input=(97, 131))
     assert _same_records(ours.record, theirs.record)
     assert (ours.params, ours.macs, ours.stages, ours.receptive_fields.stages) == (
-        theirs.params, theirs.macs, theirs.stages, theirs.receptive_fields.stages)  # fmt: skip
+        theirs.params,
+        theirs.macs,
+        theirs.stages,
+        theirs.receptive_fields.stages,
+    )
 
 
 @pytest.mark.parametrize("name, os_", [("resnet50d", 8), ("resnet50d", 16), ("resnet18d", 32), ("resnext50d_32x4d", 8)])
@@ -177,7 +198,10 @@ def test_timm_models_read_like_ours(name, os_):
     assert theirs.unrecognised == ()
     assert _same_records(ours.record, theirs.record)
     assert (ours.params, ours.macs, ours.receptive_fields.stages) == (
-        theirs.params, theirs.macs, theirs.receptive_fields.stages)  # fmt: skip
+        theirs.params,
+        theirs.macs,
+        theirs.receptive_fields.stages,
+    )
 
 
 # --- checkpoints -------------------------------------------------------------------------------------
@@ -206,11 +230,14 @@ def test_round_trip_of_our_own_state_dict(saved):
     assert result.exit_code == 0 and f"loaded {len(model.state_dict())} tensors" in result.output
 
 
-@pytest.mark.parametrize("wrap", [
-    lambda sd: {f"module.{k}": v for k, v in sd.items()},
-    lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3},
-    lambda sd: {"model": {f"backbone.{k}": v for k, v in sd.items()}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {f"module.{k}": v for k, v in sd.items()},
+        lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3},
+        lambda sd: {"model": {f"backbone.{k}": v for k, v in sd.items()}},
+    ],
+)
 def test_wrapped_and_prefixed_checkpoints(saved, wrap):
     model, save = saved
     report = ri.load("resnet18", weights=save(wrap(model.state_dict()))).checkpoint
@@ -236,12 +263,14 @@ def test_a_mismatch_is_a_table_and_exit_2_unless_non_strict(saved):
 def test_unreadable_files_are_refused(tmp_path, saved):
     model, save = saved
     truncated = tmp_path / "truncated.pth"
-    truncated.write_bytes(open(save(model.state_dict()), "rb").read()[:5000])
+    truncated.write_bytes(Path(save(model.state_dict())).read_bytes()[:5000])
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
-    for path, fragment in ((truncated, "not a readable PyTorch checkpoint"),
-                           (text, "not a readable PyTorch checkpoint"),
-                           (tmp_path / "absent.pth", "no such checkpoint file")):  # fmt: skip
+    for path, fragment in (
+        (truncated, "not a readable PyTorch checkpoint"),
+        (text, "not a readable PyTorch checkpoint"),
+        (tmp_path / "absent.pth", "no such checkpoint file"),
+    ):
         result = run("show", "resnet18", "--weights", str(path))
         assert result.exit_code == 2 and fragment in result.output and result.output.count("\n") == 1
 
@@ -266,9 +295,18 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
 
 def test_export_keys():
     keys = json.loads(run("export-keys", "resnet18", "--json").output)
-    assert keys[0] == {"name": "conv1.weight", "shape": [64, 3, 7, 7], "kind": "parameter", "dtype": "float32"}
-    assert keys[1]["name"] == "bn1.weight" and keys[3] == {"name": "bn1.running_mean", "shape": [64],
-                                                           "kind": "buffer", "dtype": "float32"}  # fmt: skip
+    assert keys[0] == {
+        "name": "conv1.weight",
+        "shape": [64, 3, 7, 7],
+        "kind": "parameter",
+        "dtype": "float32",
+    }
+    assert keys[1]["name"] == "bn1.weight" and keys[3] == {
+        "name": "bn1.running_mean",
+        "shape": [64],
+        "kind": "buffer",
+        "dtype": "float32",
+    }
     assert keys[-1]["name"] == "fc.bias" and sum(k["kind"] == "parameter" for k in keys) == 62
     assert "conv1.0.weight" in run("export-keys", "resnet50d").output
 

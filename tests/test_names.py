@@ -61,10 +61,20 @@ def test_depth_tables(name, block, layers):
 def test_letters_set_the_documented_knobs():
     vd = resolve("resnet50_vd")
     assert (vd.stem, vd.stem_spec().widths, vd.shortcut, vd.project_first, vd.dilation_style) == (
-        "deep", (32, 32, 64), "avgpool", True, "paddle")  # fmt: skip
+        "deep",
+        (32, 32, 64),
+        "avgpool",
+        True,
+        "paddle",
+    )
     d = resolve("resnet50d")
     assert (d.stem, d.stem_spec().widths, d.shortcut, d.project_first, d.dilation_style) == (
-        "deep", (32, 32, 64), "avgpool", False, "torchvision")  # fmt: skip
+        "deep",
+        (32, 32, 64),
+        "avgpool",
+        False,
+        "torchvision",
+    )
     assert resolve("resnet50c").stem_spec().widths == (32, 32, 64)
     assert resolve("resnet50c").shortcut == "conv"
     assert resolve("resnet50s").stem_spec().widths == (64, 64, 128)

@@ -64,8 +64,10 @@ def test_cost_picture_with_grouped_bars(tmp_path):
 
 def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    for args in (["rf", "resnet18", "--plot", str(tmp_path / "a.png")],
-                 ["flops", "resnet18", "--plot", str(tmp_path / "b.png")]):  # fmt: skip
+    for args in (
+        ["rf", "resnet18", "--plot", str(tmp_path / "a.png")],
+        ["flops", "resnet18", "--plot", str(tmp_path / "b.png")],
+    ):
         result = run(*args)
         assert result.exit_code == 2 and "pip install 'resnet-inspect[plot]'" in result.output
 
@@ -76,7 +78,9 @@ def test_bad_plot_requests(tmp_path):
     result = run("flops", "resnet18", "--plot", str(tmp_path / "x.jpg"))
     assert result.exit_code == 2 and "should end in .png" in result.output
     result = run("rf", "resnet18", "--plot", str(tmp_path / "x.png"), "--stage", "layer9")
-    assert result.exit_code == 2 and "--stage must be one of layer1, layer2, layer3, layer4, not 'layer9'" in result.output
+    assert (
+        result.exit_code == 2 and "--stage must be one of layer1, layer2, layer3, layer4, not 'layer9'" in result.output
+    )
     result = run("flops", "--plot", str(tmp_path / "zoo.png"))
     assert result.exit_code == 2 and "--plot, --split and --freeze-at need a NAME" in result.output
 
@@ -107,8 +111,21 @@ def stage_macs(h, w, cin, planes, blocks, stride):
 
 
 def test_resnet101_c4_split_by_hand():
-    data = json.loads(run("flops", "resnet101", "--split", "c4", "--rois", "300", "--roi-size", "7",
-                          "--input", "600x1000", "--json").output)  # fmt: skip
+    data = json.loads(
+        run(
+            "flops",
+            "resnet101",
+            "--split",
+            "c4",
+            "--rois",
+            "300",
+            "--roi-size",
+            "7",
+            "--input",
+            "600x1000",
+            "--json",
+        ).output
+    )
     # base = conv1 .. layer3 at 600 x 1000
     h, w = conv_out(600, 7, 2, 3), conv_out(1000, 7, 2, 3)  # 300 x 500
     base = h * w * 64 * 3 * 49
@@ -128,8 +145,14 @@ def test_resnet101_c4_split_by_hand():
     assert data["head"]["macs_per_roi"] == head and data["head"]["output"] == [2048, 4, 4]
     assert data["head"]["macs"] == 300 * head and data["head"]["rois"] == 300
     # parameters: layer4 = 3 bottlenecks (2048 -> 512 -> 2048) + projection, BN 2 per channel
-    layer4 = (1024 * 512 + 512 * 512 * 9 + 512 * 2048 + 1024 * 2048 + 2 * (512 + 512 + 2048 + 2048)
-              + 2 * (2048 * 512 + 512 * 512 * 9 + 512 * 2048 + 2 * (512 + 512 + 2048)))  # fmt: skip
+    layer4 = (
+        1024 * 512
+        + 512 * 512 * 9
+        + 512 * 2048
+        + 1024 * 2048
+        + 2 * (512 + 512 + 2048 + 2048)
+        + 2 * (2048 * 512 + 512 * 512 * 9 + 512 * 2048 + 2 * (512 + 512 + 2048))
+    )
     assert data["head"]["params"] == layer4
     assert data["base"]["params"] == 44_549_160 - layer4 - (2048 * 1000 + 1000)  # torchvision total - head - fc
     assert data["macs"] == base + 300 * head
@@ -161,16 +184,19 @@ def test_freeze_at_by_hand():
     assert flops_data["freeze"]["frozen_params"] == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--split", "c3"], "'c3' is not one of"),
-    (["--split", "c4", "--rois", "0"], "--rois must be 1 to 100000"),
-    (["--split", "c4", "--roi-size", "0"], "--roi-size must be 1 to 1024"),
-    (["--freeze-at", "6"], "--freeze-at must be 0 to 5"),
-    (["--rois", "10"], "--rois and --roi-size belong to --split c4"),
-    (["--split", "c4", "--count", "fvcore"], "--split and --count fvcore cannot be combined"),
-    (["--split", "c4", "--plot", "x.png"], "--split and --plot cannot be combined"),
-    (["--split", "c4", "--per", "block"], "--split and --per cannot be combined"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--split", "c3"], "'c3' is not one of"),
+        (["--split", "c4", "--rois", "0"], "--rois must be 1 to 100000"),
+        (["--split", "c4", "--roi-size", "0"], "--roi-size must be 1 to 1024"),
+        (["--freeze-at", "6"], "--freeze-at must be 0 to 5"),
+        (["--rois", "10"], "--rois and --roi-size belong to --split c4"),
+        (["--split", "c4", "--count", "fvcore"], "--split and --count fvcore cannot be combined"),
+        (["--split", "c4", "--plot", "x.png"], "--split and --plot cannot be combined"),
+        (["--split", "c4", "--per", "block"], "--split and --per cannot be combined"),
+    ],
+)
 def test_bad_detection_options(args, fragment):
     result = run("flops", "resnet101", *args)
     assert result.exit_code == 2 and fragment in result.output

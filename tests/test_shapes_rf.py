@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import analysed, records_of
-
 from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
 from resnet_inspect.numbers.fields import receptive_fields
+
+from conftest import analysed, records_of
 
 
 def forward_block_shapes(model, h, w, device):
@@ -32,7 +32,15 @@ def predicted(name, h, w):
     return {b.name: b.output for b in result.blocks}, result.stages[-1].output
 
 
-VARIANTS = ["resnet18", "resnet50", "resnet50_vd", "resnet50d", "resnext50_32x4d", "resnet50_va", "resnet34_vd"]
+VARIANTS = [
+    "resnet18",
+    "resnet50",
+    "resnet50_vd",
+    "resnet50d",
+    "resnext50_32x4d",
+    "resnet50_va",
+    "resnet34_vd",
+]
 SIZES = [(224, 224), (513, 513), (225, 225), (97, 131), (512, 1024)]
 
 
@@ -49,9 +57,14 @@ def test_shapes_equal_a_forward_pass_on_meta_tensors(name, os_):
 
 @pytest.mark.parametrize(
     "name, h, w",
-    [("resnet18@os8", 97, 131), ("resnet50_vd@os16,grid=1-2-4", 65, 97), ("resnet50d@os8", 33, 47),
-     ("resnext50_32x4d@os16", 225, 225), ("resnet50_va", 63, 31)],
-)  # fmt: skip
+    [
+        ("resnet18@os8", 97, 131),
+        ("resnet50_vd@os16,grid=1-2-4", 65, 97),
+        ("resnet50d@os8", 33, 47),
+        ("resnext50_32x4d@os16", 225, 225),
+        ("resnet50_va", 63, 31),
+    ],
+)
 def test_shapes_equal_a_real_cpu_forward(name, h, w):
     model = build(resolve(name), device="cpu", init=True)
     assert forward_block_shapes(model, h, w, "cpu") == predicted(name, h, w)

@@ -4,8 +4,8 @@ hand-derived tables for resnext50_32x4d, resnet50_vd and the dilation convention
 import pytest
 from torch import nn
 
-from resnet_inspect.model.build import build
 from resnet_inspect.errors import InspectError
+from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
 from resnet_inspect.records.types import Downsample
 from resnet_inspect.records.walker import walk
@@ -111,8 +111,16 @@ def test_resnext50_32x4d_table():
         "layer4": (1024, 512, 1024, 2048, 2, 32, 4, Downsample("conv", 2)),
     }
     for stage, b in first_blocks(record).items():
-        assert (b.inplanes, b.planes, b.width, b.outplanes, b.stride, b.groups, b.base_width,
-                b.downsample) == expected[stage]  # fmt: skip
+        assert (
+            b.inplanes,
+            b.planes,
+            b.width,
+            b.outplanes,
+            b.stride,
+            b.groups,
+            b.base_width,
+            b.downsample,
+        ) == expected[stage]
         assert b.stride_at == ("3x3" if b.stride == 2 else None)  # torchvision V1.5
     later = [b for b in record.blocks if b.index > 0]
     assert all(b.downsample is None and b.stride == 1 and b.inplanes == b.outplanes for b in later)
@@ -183,7 +191,11 @@ def test_output_stride_paddle_convention():
 def test_timm_d_keeps_a_same_padded_pool_in_dilated_shortcuts():
     b = first_blocks(records("resnet50d@os8"))["layer3"]
     assert b.downsample == Downsample("avgpool+conv", 1)
-    assert (b.shortcut[0].kind, b.shortcut[0].kernel, b.shortcut[0].stride) == ("avgpool_same", (2, 2), (1, 1))
+    assert (b.shortcut[0].kind, b.shortcut[0].kernel, b.shortcut[0].stride) == (
+        "avgpool_same",
+        (2, 2),
+        (1, 1),
+    )
     assert b.dilations == (1,)
 
 
@@ -223,5 +235,8 @@ def test_composite_layers_are_reported_not_read_as_a_chain():
     record = walk(model)
     assert record.unrecognised == ("layer1.0.se (Excite, a composite layer the walker cannot follow)",)
     assert [op.name for op in record.blocks[0].main if op.kind == "conv"] == [
-        "layer1.0.conv1", "layer1.0.conv2", "layer1.0.conv3"]  # fmt: skip
+        "layer1.0.conv1",
+        "layer1.0.conv2",
+        "layer1.0.conv3",
+    ]
     assert record.blocks[0].params == 75_008 + (256 * 64 + 64) + (64 * 256 + 256)  # counted as parameters

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+
 import torch
 from torch import nn
 
@@ -26,8 +27,9 @@ NOTE = (
 )
 
 
-def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: int = 1,
-                 dtype: str = "float32") -> tuple[Costs, tuple[str, ...]]:  # fmt: skip
+def traced_costs(
+    module: nn.Module, label: str, height: int, width: int, batch: int = 1, dtype: str = "float32"
+) -> tuple[Costs, tuple[str, ...]]:
     """Costs from a meta-tensor forward pass, and the leaves no rule covers (not counted)."""
     check_input(height, width, batch)
     check_dtype(dtype)
@@ -48,15 +50,21 @@ def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: 
                 unknown.append(f"{name} ({type(child).__name__})")
             elif reader != "ignore":
                 op = reader(name, child)
-                hooks.append(child.register_forward_hook(
-                    lambda m, i, o, op=op: seen.append((op, op.name.split(".")[0], tuple(o.shape[1:])))))  # fmt: skip
+                hooks.append(
+                    child.register_forward_hook(
+                        lambda m, i, o, op=op: seen.append((op, op.name.split(".")[0], tuple(o.shape[1:])))
+                    )
+                )
     for name, child in top.items():
-        hooks.append(child.register_forward_hook(
-            lambda m, i, o, name=name: outputs.__setitem__(name, tuple(o.shape[1:])) if torch.is_tensor(o) else None))  # fmt: skip
+        hooks.append(
+            child.register_forward_hook(
+                lambda m, i, o, name=name: outputs.__setitem__(name, tuple(o.shape[1:])) if torch.is_tensor(o) else None
+            )
+        )
     try:
         with torch.no_grad():
             module(torch.zeros(1, first_conv.in_channels, height, width, device="meta"))
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the model's own forward refusing this input
         raise InspectError(
             f"{label} could not run at {height}x{width} (a forward pass on meta tensors): "
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
@@ -65,7 +73,15 @@ def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: 
         for hook in hooks:
             hook.remove()
     rows = [
-        LayerCost(op.name, op.kind, part, out, op.params, rule(op).macs(op, (), out) * batch, rule(op).activations(op, out) * batch)
+        LayerCost(
+            op.name,
+            op.kind,
+            part,
+            out,
+            op.params,
+            rule(op).macs(op, (), out) * batch,
+            rule(op).activations(op, out) * batch,
+        )
         for op, part, out in seen
     ]
     stages, stride = [], 1
@@ -74,7 +90,9 @@ def traced_costs(module: nn.Module, label: str, height: int, width: int, batch: 
         stride *= math.prod(op.stride[0] for op, part, _ in seen if part == name)
         total = sum(r.macs for r in part_rows)
         params = sum(p.numel() for p in child.parameters())
-        stages.append(PartCost(name, params, total, sum(r.activations for r in part_rows), outputs.get(name, ()), stride))
+        stages.append(
+            PartCost(name, params, total, sum(r.activations for r in part_rows), outputs.get(name, ()), stride)
+        )
     total = sum(r.macs for r in rows)
     acts = sum(r.activations for r in rows)
     spatial = [s for s in stages if len(s.output) == 3]

@@ -55,7 +55,7 @@ def read_state_dict(path: str) -> tuple[dict[str, torch.Tensor], str | None]:
             ) from None
         detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
         raise InspectError(f"{path} is not a readable PyTorch checkpoint: {detail}") from None
-    except Exception as error:  # truncated zip, wrong format, empty file, ...
+    except Exception as error:  # noqa: BLE001 - truncated zip, wrong format, empty file: all bad input
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InspectError(
             f"{path} is not a readable PyTorch checkpoint (torch.load: {type(error).__name__}"
@@ -88,7 +88,7 @@ def strip_prefixes(state: dict[str, torch.Tensor], keys: set[str]) -> tuple[dict
         for prefix in PREFIXES:
             if not any(k.startswith(prefix) for k in state):
                 continue
-            candidate = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+            candidate = {(k.removeprefix(prefix)): v for k, v in state.items()}
             if _matched(keys, candidate) > _matched(keys, state):
                 state, improved = candidate, True
                 stripped.append(prefix)

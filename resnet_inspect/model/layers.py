@@ -57,7 +57,9 @@ class SamePadAvgPool2d(nn.AvgPool2d):
         return F.avg_pool2d(x, self.kernel_size, self.stride, 0, self.ceil_mode, self.count_include_pad)
 
 
-def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1, **dd: Any) -> nn.Conv2d:
+def conv(
+    in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1, **dd: Any
+) -> nn.Conv2d:
     """A bias-free conv padded to keep the size (padding = dilation x (kernel - 1) / 2)."""
     padding = dilation * (kernel - 1) // 2
     return make(nn.Conv2d, in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False, **dd)

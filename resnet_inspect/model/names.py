@@ -19,20 +19,20 @@ _NUMBER = r"[1-9][0-9]*"  # no leading zeros: "resnet050" is a typo, not resnet5
 
 # What each bag-of-tricks letter (He et al., CVPR 2019) and timm letter changes from torchvision's default.
 LETTERS: Mapping[str, dict[str, Any]] = {
-    "_va": dict(stride_at="1x1", convention="msra"),
-    "_vb": dict(),
-    "_vc": dict(stem="deep", stem_width=32, convention="bag-of-tricks"),
-    "_vd": dict(
-        stem="deep",
-        stem_width=32,
-        shortcut="avgpool",
-        project_first=True,
-        dilation_style="paddle",
-        convention="paddle",
-    ),
-    "c": dict(stem="deep", stem_width=32, convention="timm"),
-    "d": dict(stem="deep", stem_width=32, shortcut="avgpool", convention="timm"),
-    "s": dict(stem="deep", stem_width=64, convention="timm"),
+    "_va": {"stride_at": "1x1", "convention": "msra"},
+    "_vb": {},
+    "_vc": {"stem": "deep", "stem_width": 32, "convention": "bag-of-tricks"},
+    "_vd": {
+        "stem": "deep",
+        "stem_width": 32,
+        "shortcut": "avgpool",
+        "project_first": True,
+        "dilation_style": "paddle",
+        "convention": "paddle",
+    },
+    "c": {"stem": "deep", "stem_width": 32, "convention": "timm"},
+    "d": {"stem": "deep", "stem_width": 32, "shortcut": "avgpool", "convention": "timm"},
+    "s": {"stem": "deep", "stem_width": 64, "convention": "timm"},
 }
 
 _GRAMMAR = (
@@ -48,30 +48,72 @@ _GRAMMAR = (
 )
 
 TORCHVISION_NAMES = frozenset(
-    {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-     "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"}
-)  # fmt: skip
+    {
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+    }
+)
 
 TIMM_PLAIN_NAMES = frozenset({"resnet26", "resnet200", "resnext101_32x4d", "resnext101_32x16d", "resnext101_32x32d"})
 
 # The listed names: `resnet-inspect list` and the zoo table. Grammar names outside it still resolve.
 ZOO: tuple[str, ...] = (
     # torchvision (torchvision.models, "V1.5": stride on the 3x3)
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-    "wide_resnet50_2", "wide_resnet101_2",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
     # bag of tricks letters on torchvision's definition
-    "resnet50_va", "resnet101_va", "resnet50_vc",
+    "resnet50_va",
+    "resnet101_va",
+    "resnet50_vc",
     # timm
-    "resnet26", "resnet200",
-    "resnet18d", "resnet26d", "resnet34d", "resnet50c", "resnet50d", "resnet50s",
-    "resnet101c", "resnet101d", "resnet101s", "resnet152c", "resnet152d", "resnet152s",
-    "resnet200d", "resnext50d_32x4d", "resnext101_32x4d", "resnext101_32x16d",
+    "resnet26",
+    "resnet200",
+    "resnet18d",
+    "resnet26d",
+    "resnet34d",
+    "resnet50c",
+    "resnet50d",
+    "resnet50s",
+    "resnet101c",
+    "resnet101d",
+    "resnet101s",
+    "resnet152c",
+    "resnet152d",
+    "resnet152s",
+    "resnet200d",
+    "resnext50d_32x4d",
+    "resnext101_32x4d",
+    "resnext101_32x16d",
     # PaddleClas / PaddleSeg ResNet_vd and ResNeXt_vd
-    "resnet18_vd", "resnet34_vd", "resnet50_vd", "resnet101_vd", "resnet152_vd", "resnet200_vd",
-    "resnext50_vd_32x4d", "resnext50_vd_64x4d", "resnext101_vd_32x4d", "resnext101_vd_64x4d",
-    "resnext152_vd_32x4d", "resnext152_vd_64x4d",
-)  # fmt: skip
+    "resnet18_vd",
+    "resnet34_vd",
+    "resnet50_vd",
+    "resnet101_vd",
+    "resnet152_vd",
+    "resnet200_vd",
+    "resnext50_vd_32x4d",
+    "resnext50_vd_64x4d",
+    "resnext101_vd_32x4d",
+    "resnext101_vd_64x4d",
+    "resnext152_vd_32x4d",
+    "resnext152_vd_64x4d",
+)
 
 
 def normalize(name: str) -> str:
@@ -115,7 +157,7 @@ def _from_grammar(name: str) -> NetSpec | None:
     letter = timm_letter or bot_letter
     family, depth = parts["family"], int(parts["depth"])
     block, layers = _depth_table(name, family, depth, letter)
-    knobs: dict[str, Any] = dict(block=block, layers=layers, name=name)
+    knobs: dict[str, Any] = {"block": block, "layers": layers, "name": name}
     if family == "resnext":
         knobs.update(groups=int(parts["groups"]), width_per_group=int(parts["width"]))
     elif family == "wide_resnet":

@@ -106,7 +106,10 @@ def _check_overrides(source: Source, overrides: dict[str, Any]) -> dict[str, Any
     given = {k: v for k, v in overrides.items() if v is not None}
     unsupported = sorted(set(given) - {"output_stride", "num_classes"})
     if unsupported:
-        raise InspectError(f"only apply to resnet-inspect's own names, not to {source.kind}:{source.target}", tuple(unsupported))
+        raise InspectError(
+            f"only apply to resnet-inspect's own names, not to {source.kind}:{source.target}",
+            tuple(unsupported),
+        )
     options = dict(source.options)
     if "output_stride" in given:
         if "os" in options and options["os"] != given["output_stride"]:
@@ -152,7 +155,7 @@ def _user(source: Source) -> Callable[[], nn.Module]:
         sys.modules[spec.name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as error:  # the user's code: any failure is theirs to fix
+        except Exception as error:  # noqa: BLE001 - the user's code: any failure is theirs to fix
             raise InspectError(f"{source.target} failed to import: {type(error).__name__}: {error}") from None
     else:
         try:
@@ -194,7 +197,7 @@ def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) 
         raise
     except TypeError as error:
         raise InspectError(f"{text}: {error}") from None
-    except Exception as error:  # a library or user factory refusing its arguments
+    except Exception as error:  # noqa: BLE001 - a library or user factory refusing its arguments
         raise InspectError(f"{text} could not be built: {type(error).__name__}: {str(error).splitlines()[0]}") from None
     if not isinstance(module, nn.Module):
         raise InspectError(f"{text} returned {type(module).__name__}, not an nn.Module")

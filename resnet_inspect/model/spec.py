@@ -152,9 +152,7 @@ class NetSpec:
                 needs_projection = block_stride != 1 or in_ch != out_ch
                 if index == 0 and self.project_first:
                     needs_projection = True
-                shortcut = (
-                    self._shortcut(block_stride, dilation) if needs_projection else None
-                )
+                shortcut = self._shortcut(block_stride, dilation) if needs_projection else None
                 plans.append(
                     BlockSpec(
                         stage=stage,
@@ -197,7 +195,8 @@ def check_spec(spec: NetSpec) -> None:
         raise InspectError(f"must be basic or bottleneck, not {spec.block!r}{label}", "block")
     if len(spec.layers) != len(STAGE_PLANES) or any(n < 1 for n in spec.layers):
         raise InspectError(
-            f"needs {len(STAGE_PLANES)} positive block counts, got {','.join(map(str, spec.layers))}{label}", "layers"
+            f"needs {len(STAGE_PLANES)} positive block counts, got {','.join(map(str, spec.layers))}{label}",
+            "layers",
         )
     if spec.groups < 1 or spec.width_per_group < 1:
         raise InspectError(f"must be at least 1{label}", ("groups", "width_per_group"))
@@ -208,7 +207,9 @@ def check_spec(spec: NetSpec) -> None:
             ("groups", "width_per_group"),
         )
     if sum(spec.layers) > MAX_BLOCKS:
-        raise InspectError(f"add up to {sum(spec.layers)} blocks; this tool builds at most {MAX_BLOCKS}{label}", "layers")
+        raise InspectError(
+            f"add up to {sum(spec.layers)} blocks; this tool builds at most {MAX_BLOCKS}{label}", "layers"
+        )
     widest = max(spec.stem_width * 2, STAGE_PLANES[-1] * spec.width_per_group // 64 * spec.groups)
     if widest > MAX_CHANNELS:
         raise InspectError(
@@ -240,5 +241,6 @@ def check_spec(spec: NetSpec) -> None:
             raise InspectError(f"factors must be at least 1, got {grid}{label}", "multi_grid")
         if spec.output_stride == 32 and any(g != 1 for g in spec.multi_grid):
             raise InspectError(
-                f"scales the dilated last stage (DeepLabv3); it needs output stride 8 or 16{label}", "multi_grid"
+                f"scales the dilated last stage (DeepLabv3); it needs output stride 8 or 16{label}",
+                "multi_grid",
             )

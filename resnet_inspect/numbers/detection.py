@@ -93,7 +93,12 @@ def split_costs(
         roi: Shape = (last.output[0], roi_size, roi_size)
         shape, stride, _, rows = stage_through(record.model, blocks, roi, 1, 1, (roi_size, roi_size))
         head = PartCost(
-            stages[-1], sum(b.params for b in blocks), sum(r.macs for r in rows), sum(r.activations for r in rows), shape, stride
+            stages[-1],
+            sum(b.params for b in blocks),
+            sum(r.macs for r in rows),
+            sum(r.activations for r in rows),
+            shape,
+            stride,
         )
     return SplitCosts(
         record.model,
@@ -127,7 +132,8 @@ def freeze(record: NetRecord, freeze_at: int) -> Freeze:
     parts = ("stem", *record.stages)
     if not 0 <= freeze_at <= len(parts):
         raise InspectError(
-            f"must be 0 to {len(parts)} (detectron2: 0 none, 1 stem, 2 stem + layer1, ...), got {freeze_at}", "freeze_at"
+            f"must be 0 to {len(parts)} (detectron2: 0 none, 1 stem, 2 stem + layer1, ...), got {freeze_at}",
+            "freeze_at",
         )
     frozen = parts[:freeze_at]
     ops_by_part = {"stem": list(record.stem.ops), "head": list(record.head)}

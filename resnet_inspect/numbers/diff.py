@@ -12,9 +12,19 @@ from .costs import Costs
 from .fields import FieldReport
 
 BLOCK_FIELDS = (
-    "type", "inplanes", "planes", "width", "outplanes", "stride", "stride_at", "dilations",
-    "groups", "base_width", "downsample", "params",
-)  # fmt: skip
+    "type",
+    "inplanes",
+    "planes",
+    "width",
+    "outplanes",
+    "stride",
+    "stride_at",
+    "dilations",
+    "groups",
+    "base_width",
+    "downsample",
+    "params",
+)
 STEM_FIELDS = ("kind", "convs", "widths", "pool", "out_ch", "stride", "params")
 
 
@@ -109,8 +119,9 @@ def _value(obj: object, field: str) -> Any:
     return getattr(obj, field)
 
 
-def _block_fields(block: BlockRecord, costs: Costs, other: BlockRecord | None = None,
-                  other_costs: Costs | None = None) -> tuple[Metric, ...]:  # fmt: skip
+def _block_fields(
+    block: BlockRecord, costs: Costs, other: BlockRecord | None = None, other_costs: Costs | None = None
+) -> tuple[Metric, ...]:
     output = {b.name: b.output for b in costs.blocks}[block.name]
     if other is None:
         return tuple(Metric(f, _value(block, f), None) for f in BLOCK_FIELDS) + (Metric("output", output, None),)

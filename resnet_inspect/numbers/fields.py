@@ -80,6 +80,15 @@ def receptive_fields(record: NetRecord, axis: int = 0) -> FieldReport:
             blocks.append(_row(block.name, field, aligned, main, short))
         last = blocks[-1]
         stages.append(
-            FieldRow(stage, last.size, last.stride, last.padding, last.center, stage_aligned, last.main_size, last.shortcut_size)
+            FieldRow(
+                stage,
+                last.size,
+                last.stride,
+                last.padding,
+                last.center,
+                stage_aligned,
+                last.main_size,
+                last.shortcut_size,
+            )
         )
     return FieldReport(record.model, field.jump, stem, tuple(blocks), tuple(stages))

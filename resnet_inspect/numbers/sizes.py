@@ -26,9 +26,7 @@ def parse_input(text: str) -> tuple[int, int]:
     """'224' -> (224, 224); '512x1024' -> (512, 1024) as height x width (ASCII digits only)."""
     match = re.fullmatch(r"\s*([0-9]{1,9})\s*(?:[xX]\s*([0-9]{1,9})\s*)?", text)
     if not match:
-        raise InspectError(
-            f"must be N or HxW with positive integers (e.g. 224, 512x1024), got {text!r}", "input"
-        )
+        raise InspectError(f"must be N or HxW with positive integers (e.g. 224, 512x1024), got {text!r}", "input")
     height = int(match.group(1))
     width = int(match.group(2) or height)
     check_input(height, width)

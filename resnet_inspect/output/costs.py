@@ -35,8 +35,10 @@ def _heading(costs: Costs) -> Heading:
         costs.model,
         (
             f"at {size_text(costs.input)}, batch {costs.batch}, output stride {costs.output_stride}",
-            f"params {count(costs.params)}   MACs {count(costs.macs)} ({giga(costs.macs)})   "
-            f"FLOPs {count(costs.flops)} ({giga(costs.flops)})",
+            (
+                f"params {count(costs.params)}   MACs {count(costs.macs)} ({giga(costs.macs)})   "
+                f"FLOPs {count(costs.flops)} ({giga(costs.flops)})"
+            ),
             f"activations {count(costs.activations)} ({costs.activation_bytes / 2**20:,.1f} MiB as {costs.dtype})",
         ),
         style="",
@@ -64,14 +66,23 @@ def _parts_table(costs: Costs, per: str) -> Table:
 def _layers_table(costs: Costs) -> Table:
     table = Table(
         "per layer",
-        (plain("layer"), plain("kind"), plain("output"), counted("params"), counted("MACs", "macs"), counted("activations")),
+        (
+            plain("layer"),
+            plain("kind"),
+            plain("output"),
+            counted("params"),
+            counted("MACs", "macs"),
+            counted("activations"),
+        ),
     )
     for row in costs.layers:
         table.add(row.name, row.kind, shape_text(row.output), row.params, row.macs, row.activations)
     return table
 
 
-def costs_document(costs: Costs, per: str = "stage", traced: bool = False, unrecognised: Sequence[str] = ()) -> Document:
+def costs_document(
+    costs: Costs, per: str = "stage", traced: bool = False, unrecognised: Sequence[str] = ()
+) -> Document:
     """`flops` for one model: a header, then one row per stage, block or layer."""
     table = _layers_table(costs) if per == "layer" else _parts_table(costs, per)
     doc = Document([_heading(costs), table], csv=table)
@@ -119,8 +130,10 @@ def fvcore_document(costs: Costs, fvcore: dict[str, Any]) -> Document:
     heading = Heading(
         costs.model,
         (
-            f"at {size_text(costs.input)}, batch {costs.batch}: fvcore FlopCountAnalysis total "
-            f"{count(fvcore['total'])} ({giga(fvcore['total'])})",
+            (
+                f"at {size_text(costs.input)}, batch {costs.batch}: fvcore FlopCountAnalysis total "
+                f"{count(fvcore['total'])} ({giga(fvcore['total'])})"
+            ),
         ),
         style="",
     )
@@ -170,7 +183,14 @@ def rf_document(report: FieldReport, per: str = "block") -> Document:
     for table, rows in ((stages, (report.stem, *report.stages)), (blocks, report.blocks)):
         for row in rows:
             table.add(
-                row.name, row.size, row.stride, row.padding, row.center, _aligned(row.aligned), row.main_size, row.shortcut_size
+                row.name,
+                row.size,
+                row.stride,
+                row.padding,
+                row.center,
+                _aligned(row.aligned),
+                row.main_size,
+                row.shortcut_size,
             )
     doc = Document([heading, stages], csv=stages)
     if per == "block":
@@ -214,12 +234,23 @@ def split_document(sc: SplitCosts) -> Document:
     heading = Heading(
         sc.model,
         (
-            f"split {sc.split.upper()} at {size_text(sc.input)}, batch {sc.batch}: base = stem + "
-            f"{', '.join(sc.base_stages)} (output {shape_text(base.output)}, stride {base.stride}); {head_text}",
+            (
+                f"split {sc.split.upper()} at {size_text(sc.input)}, batch {sc.batch}: base = stem + "
+                f"{', '.join(sc.base_stages)} (output {shape_text(base.output)}, stride {base.stride}); {head_text}"
+            ),
         ),
         style="",
     )
-    table = Table("", (plain("part"), counted("params"), counted("MACs", "macs"), counted("FLOPs", "flops"), plain("output")))
+    table = Table(
+        "",
+        (
+            plain("part"),
+            counted("params"),
+            counted("MACs", "macs"),
+            counted("FLOPs", "flops"),
+            plain("output"),
+        ),
+    )
     table.add("base (per batch)", base.params, base.macs, base.flops, shape_text(base.output))
     if sc.head_per_roi:
         head = sc.head_per_roi

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .document import Column, Document, Heading, Paragraph, Styled, Table, count, note, plain
+from .document import Column, Document, Paragraph, Styled, Table, count, note, plain
 from .text import shape_text, size_text
 
 if TYPE_CHECKING:
@@ -32,7 +32,10 @@ def word_diff(metric: Metric) -> tuple[Styled, ...]:
     """'[-a-]{+b+}' for a change, the value itself otherwise."""
     if not metric.changed:
         return (Styled(text(metric.a, metric.name)),)
-    return (Styled(f"[-{text(metric.a, metric.name)}-]", "red"), Styled(f"{{+{text(metric.b, metric.name)}+}}", "green"))
+    return (
+        Styled(f"[-{text(metric.a, metric.name)}-]", "red"),
+        Styled(f"{{+{text(metric.b, metric.name)}+}}", "green"),
+    )
 
 
 def _signed(n: int | None) -> str:
@@ -113,7 +116,12 @@ def diff_document(d: Diff, show_all: bool = False) -> Document:
     summary = Table("summary", (plain(""), Column("A"), Column("B"), Column("B - A"), Column("B / A")))
     for m in d.summary:  # always whole: an unchanged total is news too
         summary.add(
-            m.name, text(m.a, m.name), text(m.b, m.name), _signed(m.delta), _ratio(m.ratio), style=None if m.changed else "dim"
+            m.name,
+            text(m.a, m.name),
+            text(m.b, m.name),
+            _signed(m.delta),
+            _ratio(m.ratio),
+            style=None if m.changed else "dim",
         )
     doc.parts.append(summary)
     stem = Table("stem", (plain("field"), plain("A -> B")))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 def count(n: int) -> str:
@@ -35,7 +35,7 @@ class Share:
         return self.part / self.total if self.total else 0.0
 
 
-Cell = Union[str, int, float, None, Styled, Share, tuple[Styled, ...]]
+Cell = str | int | float | None | Styled | Share | tuple[Styled, ...]
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def note(text: str, style: str | None = "dim") -> Paragraph:
     return Paragraph((Styled(text, style),))
 
 
-Part = Union[Heading, Table, Paragraph]
+Part = Heading | Table | Paragraph
 
 
 @dataclass

@@ -65,8 +65,17 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="|d unit / d input| (mean of samples)")
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
-                           edgecolor="cyan", linewidth=1.5, linestyle="--"))  # fmt: skip
+    ax.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5),
+            right - left + 1,
+            bottom - top + 1,
+            fill=False,
+            edgecolor="cyan",
+            linewidth=1.5,
+            linestyle="--",
+        )
+    )
     ax.plot([result.center[1]], [result.center[0]], marker="+", color="cyan", markersize=10)
     ax.plot([result.peak[1]], [result.peak[0]], marker="x", color="white", markersize=6)
     ax.set_xlim(min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
@@ -98,8 +107,13 @@ def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
     sizes = macs_ax.twinx()
     for costs in all_costs:
         spatial = [(j, s.output) for j, s in enumerate(costs.stages) if len(s.output) == 3]
-        sizes.plot([j for j, _ in spatial], [o[1] * o[2] for _, o in spatial], marker="o", linestyle=":",
-                   label=f"{costs.model} H x W")  # fmt: skip
+        sizes.plot(
+            [j for j, _ in spatial],
+            [o[1] * o[2] for _, o in spatial],
+            marker="o",
+            linestyle=":",
+            label=f"{costs.model} H x W",
+        )
     sizes.set_yscale("log")
     sizes.set_ylabel("feature map H x W (pixels, log)")
     first = all_costs[0]

@@ -78,7 +78,9 @@ def spec_data(spec: NetSpec | None) -> dict[str, Any] | None:
 # -- show -------------------------------------------------------------------------------------------
 
 
-def show(record: NetRecord, spec: NetSpec | None, costs: Costs | None = None, frozen: Freeze | None = None) -> dict[str, Any]:
+def show(
+    record: NetRecord, spec: NetSpec | None, costs: Costs | None = None, frozen: Freeze | None = None
+) -> dict[str, Any]:
     """`show --format json`."""
     blocks = []
     outputs = {part.name: part for part in costs.blocks} if costs else {}
@@ -223,7 +225,11 @@ def diff(d: Diff, show_all: bool = False) -> dict[str, Any]:
             "macs": _metric(stage.macs),
             "output": _metric(stage.output),
             "blocks": [
-                {"name": b.name, "status": b.status, "fields": changed(b.fields) if b.status != "same" or show_all else {}}
+                {
+                    "name": b.name,
+                    "status": b.status,
+                    "fields": changed(b.fields) if b.status != "same" or show_all else {},
+                }
                 for b in stage.blocks
                 if b.status != "same" or show_all
             ],

@@ -119,10 +119,24 @@ def blocks_csv(record: NetRecord, costs: Costs | None) -> Table:
     """One row per block, every field (the CSV form of `show`)."""
     columns = [
         plain(k)
-        for k in (
-            "name stage index type inplanes planes width outplanes stride stride_at dilation dilations groups "
-            "base_width downsample params"
-        ).split()
+        for k in [
+            "name",
+            "stage",
+            "index",
+            "type",
+            "inplanes",
+            "planes",
+            "width",
+            "outplanes",
+            "stride",
+            "stride_at",
+            "dilation",
+            "dilations",
+            "groups",
+            "base_width",
+            "downsample",
+            "params",
+        ]
     ]
     if costs:
         columns += [plain("output"), plain("cumulative_stride")]
