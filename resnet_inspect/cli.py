@@ -152,6 +152,18 @@ def output_format(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
     return decorate
 
 
+def size_option(help: str, default: str | None = "224") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--input N|HxW`, passed to the command as `size`."""
+    return click.option(
+        "--input", "size", default=default, show_default=default is not None, metavar="N|HxW", help=help
+    )
+
+
+def batch_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--batch N`, 1 by default."""
+    return click.option("--batch", default=1, show_default=True, type=int, help=help)
+
+
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(overrides, loading arguments) from a command's model options."""
     loading = {"weights": options.pop("weights", None), "strict": not options.pop("non_strict", False)}
@@ -260,7 +272,7 @@ def cli() -> None:
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("name")
 @output_format("table", "notes", "json", "markdown", "csv")
-@click.option("--input", "size", metavar="N|HxW", help="Add each block's output C x H x W and cumulative stride.")
+@size_option("Add each block's output C x H x W and cumulative stride.", default=None)
 @click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
 @model_options
 def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: str | None, **options: Any) -> None:
@@ -297,8 +309,8 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("names", nargs=-1)
 @output_format("table", "json", "markdown", "csv")
-@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
-@click.option("--batch", default=1, show_default=True, type=int, help="Images per batch (MACs scale with it).")
+@size_option("Input height x width.")
+@batch_option("Images per batch (MACs scale with it).")
 @click.option(
     "--per",
     type=click.Choice(["stage", "block", "layer"]),
@@ -508,7 +520,7 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
     help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.",
 )
 @click.option("--stage", help="The stage whose centre unit --plot draws (default: the last).")
-@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input size for --plot.")
+@size_option("Input size for --plot.")
 @click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
 @model_options
@@ -574,14 +586,7 @@ def rf(
 @click.argument("a")
 @click.argument("b")
 @output_format("table", "json", "markdown")
-@click.option(
-    "--input",
-    "size",
-    default="224",
-    show_default=True,
-    metavar="N|HxW",
-    help="Input height x width for costs and feature maps.",
-)
+@size_option("Input height x width for costs and feature maps.")
 @click.option("--all", "show_all", is_flag=True, help="Also show rows that are equal.")
 @model_options
 def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None, **options: Any) -> None:
@@ -615,8 +620,8 @@ def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None
 @cli.command(epilog=EPILOG_NAMES)
 @click.argument("name")
 @output_format("table", "json", "markdown", "csv")
-@click.option("--input", "size", default="224", show_default=True, metavar="N|HxW", help="Input height x width.")
-@click.option("--batch", default=1, show_default=True, type=int, help="Images per forward pass.")
+@size_option("Input height x width.")
+@batch_option("Images per forward pass.")
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),

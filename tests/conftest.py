@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,14 @@ def golden(request):
         assert text == path.read_text(), f"{name} differs from tests/golden/{name}"
 
     return compare
+
+
+def reference(module: str):
+    """Import a reference library (torchvision, timm) or skip the test; in CI, where
+    RESNET_INSPECT_REQUIRE_REFERENCES=1, a missing library fails the test instead of skipping it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("RESNET_INSPECT_REQUIRE_REFERENCES") == "1":
+            raise
+        pytest.skip(f"needs {module.split('.')[0]} (the reference venv of .ci/run has it)")

@@ -8,6 +8,7 @@ from resnet_inspect.errors import InspectError
 from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
 
+from conftest import reference
 from oracles import expected_keys, hand_params
 
 # torchvision's model tables ("Params" column of each weights enum / docs page).
@@ -142,18 +143,20 @@ def test_cuda_build_runs_a_forward_pass():
 # --- the reference implementations themselves, when installed -----------------------------------
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
 def test_torchvision_state_dict_loads_strictly(name):
-    models = pytest.importorskip("torchvision.models")
+    models = reference("torchvision.models")
     with torch.device("meta"):
         theirs = getattr(models, name)()
     ours = build(resolve(name))
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["resnet50d", "resnet18d", "resnet50s", "resnext50d_32x4d", "resnet200d"])
 def test_timm_state_dict_loads_strictly(name):
-    timm = pytest.importorskip("timm")
+    timm = reference("timm")
     with torch.device("meta"):
         theirs = timm.create_model(name)
     ours = build(resolve(name))

@@ -15,6 +15,8 @@ from torch import nn
 import resnet_inspect as ri
 from resnet_inspect.cli import cli
 
+from conftest import reference
+
 
 def run(*args):
     return CliRunner().invoke(cli, list(args))
@@ -176,9 +178,10 @@ def _same_records(ours, theirs):
     return strip(ours) == strip(theirs) and ours.stem == theirs.stem
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name, os_", [("resnet50", 32), ("resnext50_32x4d", 16), ("resnet101", 8), ("resnet18", 32)])
 def test_torchvision_models_read_like_ours(name, os_):
-    pytest.importorskip("torchvision")
+    reference("torchvision")
     theirs = ri.inspect(f"torchvision:{name}@os{os_}", input=(97, 131))
     ours = ri.inspect(f"{name}@os{os_}", input=(97, 131))
     assert _same_records(ours.record, theirs.record)
@@ -190,9 +193,10 @@ def test_torchvision_models_read_like_ours(name, os_):
     )
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name, os_", [("resnet50d", 8), ("resnet50d", 16), ("resnet18d", 32), ("resnext50d_32x4d", 8)])
 def test_timm_models_read_like_ours(name, os_):
-    pytest.importorskip("timm")
+    reference("timm")
     theirs = ri.inspect(f"timm:{name}@os{os_}", input=(97, 131))
     ours = ri.inspect(f"{name}@os{os_}", input=(97, 131))
     assert theirs.unrecognised == ()

@@ -47,8 +47,11 @@ _GRAMMAR = (
     re.compile(rf"(?P<family>wide_resnet)(?P<depth>{_NUMBER})_(?P<factor>{_NUMBER})"),
 )
 
-TORCHVISION_NAMES = frozenset(
-    {
+# The listed names, by where they come from: `resnet-inspect list` and the zoo table. Names of the
+# grammar outside these still resolve.
+LISTED: dict[str, tuple[str, ...]] = {
+    # torchvision.models ("V1.5": stride on the 3x3)
+    "torchvision": (
         "resnet18",
         "resnet34",
         "resnet50",
@@ -59,61 +62,48 @@ TORCHVISION_NAMES = frozenset(
         "resnext101_64x4d",
         "wide_resnet50_2",
         "wide_resnet101_2",
-    }
-)
-
-TIMM_PLAIN_NAMES = frozenset({"resnet26", "resnet200", "resnext101_32x4d", "resnext101_32x16d", "resnext101_32x32d"})
-
-# The listed names: `resnet-inspect list` and the zoo table. Grammar names outside it still resolve.
-ZOO: tuple[str, ...] = (
-    # torchvision (torchvision.models, "V1.5": stride on the 3x3)
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "resnext101_64x4d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
+    ),
     # bag of tricks letters on torchvision's definition
-    "resnet50_va",
-    "resnet101_va",
-    "resnet50_vc",
-    # timm
-    "resnet26",
-    "resnet200",
-    "resnet18d",
-    "resnet26d",
-    "resnet34d",
-    "resnet50c",
-    "resnet50d",
-    "resnet50s",
-    "resnet101c",
-    "resnet101d",
-    "resnet101s",
-    "resnet152c",
-    "resnet152d",
-    "resnet152s",
-    "resnet200d",
-    "resnext50d_32x4d",
-    "resnext101_32x4d",
-    "resnext101_32x16d",
+    "bag-of-tricks": ("resnet50_va", "resnet101_va", "resnet50_vc"),
+    "timm": (
+        "resnet26",
+        "resnet200",
+        "resnet18d",
+        "resnet26d",
+        "resnet34d",
+        "resnet50c",
+        "resnet50d",
+        "resnet50s",
+        "resnet101c",
+        "resnet101d",
+        "resnet101s",
+        "resnet152c",
+        "resnet152d",
+        "resnet152s",
+        "resnet200d",
+        "resnext50d_32x4d",
+        "resnext101_32x4d",
+        "resnext101_32x16d",
+    ),
     # PaddleClas / PaddleSeg ResNet_vd and ResNeXt_vd
-    "resnet18_vd",
-    "resnet34_vd",
-    "resnet50_vd",
-    "resnet101_vd",
-    "resnet152_vd",
-    "resnet200_vd",
-    "resnext50_vd_32x4d",
-    "resnext50_vd_64x4d",
-    "resnext101_vd_32x4d",
-    "resnext101_vd_64x4d",
-    "resnext152_vd_32x4d",
-    "resnext152_vd_64x4d",
-)
+    "paddle": (
+        "resnet18_vd",
+        "resnet34_vd",
+        "resnet50_vd",
+        "resnet101_vd",
+        "resnet152_vd",
+        "resnet200_vd",
+        "resnext50_vd_32x4d",
+        "resnext50_vd_64x4d",
+        "resnext101_vd_32x4d",
+        "resnext101_vd_64x4d",
+        "resnext152_vd_32x4d",
+        "resnext152_vd_64x4d",
+    ),
+}
+ZOO: tuple[str, ...] = tuple(name for names in LISTED.values() for name in names)
+TORCHVISION_NAMES = frozenset(LISTED["torchvision"])
+TIMM_PLAIN_NAMES = frozenset({"resnet26", "resnet200", "resnext101_32x4d", "resnext101_32x16d", "resnext101_32x32d"})
 
 
 def normalize(name: str) -> str:

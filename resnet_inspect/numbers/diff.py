@@ -7,25 +7,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from ..records import types as records
 from ..records.types import BlockRecord, NetRecord, StemRecord
 from .costs import Costs
 from .fields import FieldReport
 
-BLOCK_FIELDS = (
-    "type",
-    "inplanes",
-    "planes",
-    "width",
-    "outplanes",
-    "stride",
-    "stride_at",
-    "dilations",
-    "groups",
-    "base_width",
-    "downsample",
-    "params",
-)
-STEM_FIELDS = ("kind", "convs", "widths", "pool", "out_ch", "stride", "params")
+# What differs between two blocks or stems: every public field but the position and the
+# first-3x3 dilation (`dilations` holds it).
+BLOCK_FIELDS = tuple(f for f in records.BLOCK_FIELDS if f not in ("name", "stage", "index", "dilation"))
+STEM_FIELDS = tuple(f for f in records.STEM_FIELDS if f != "in_ch")
 
 
 @dataclass(frozen=True)

@@ -121,25 +121,29 @@ class Document:
         self.parts += other.parts
 
 
-def cell_text(cell: Cell, column: Column) -> str:
-    """A cell as plain text (markdown, and the width of terminal cells)."""
+def _joined(cell: Cell) -> str | None:
     if isinstance(cell, Styled):
         return cell.text
     if isinstance(cell, tuple):
         return "".join(piece.text for piece in cell)
+    return None
+
+
+def cell_text(cell: Cell, column: Column) -> str:
+    """A cell as plain text (markdown, and the width of terminal cells)."""
+    text = _joined(cell)
+    if text is not None:
+        return text
     if isinstance(cell, Share):
         return f"{100 * cell.fraction:.1f}%"
-    if cell is None:
-        return ""
-    return column.text(cell)
+    return "" if cell is None else column.text(cell)
 
 
 def cell_value(cell: Cell) -> object:
     """A cell as CSV holds it: numbers raw, text plain, shares as fractions."""
-    if isinstance(cell, Styled):
-        return cell.text
-    if isinstance(cell, tuple):
-        return "".join(piece.text for piece in cell)
+    text = _joined(cell)
+    if text is not None:
+        return text
     if isinstance(cell, Share):
         return round(cell.fraction, 6)
     return "" if cell is None else cell

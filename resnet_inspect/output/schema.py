@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..records.types import BLOCK_FIELDS, STEM_FIELDS
 from .text import family
 
 if TYPE_CHECKING:
@@ -27,25 +28,6 @@ DIFF = "resnet-inspect/diff/1"
 BENCH = "resnet-inspect/bench/1"
 REPORT = "resnet-inspect/report/1"
 
-BLOCK_FIELDS = (
-    "name",
-    "stage",
-    "index",
-    "type",
-    "inplanes",
-    "planes",
-    "width",
-    "outplanes",
-    "stride",
-    "stride_at",
-    "dilation",
-    "dilations",
-    "groups",
-    "base_width",
-    "downsample",
-    "params",
-)
-STEM_FIELDS = ("kind", "convs", "widths", "pool", "in_ch", "out_ch", "stride", "params")
 CONVENTION = {
     "macs": "conv + linear multiply-accumulates",
     "flops": "2 x macs",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..records.types import BLOCK_FIELDS
 from .document import Column, Document, Heading, Table, count, counted, note, plain
 from .text import describe_spec, family, shape_text, unrecognised_text
 
@@ -117,52 +118,16 @@ def show_document(
 
 def blocks_csv(record: NetRecord, costs: Costs | None) -> Table:
     """One row per block, every field (the CSV form of `show`)."""
-    columns = [
-        plain(k)
-        for k in [
-            "name",
-            "stage",
-            "index",
-            "type",
-            "inplanes",
-            "planes",
-            "width",
-            "outplanes",
-            "stride",
-            "stride_at",
-            "dilation",
-            "dilations",
-            "groups",
-            "base_width",
-            "downsample",
-            "params",
-        ]
-    ]
+    columns = [plain(k) for k in BLOCK_FIELDS]
     if costs:
         columns += [plain("output"), plain("cumulative_stride")]
     table = Table("blocks", columns)
     outputs = {b.name: b for b in costs.blocks} if costs else {}
     for b in record.blocks:
         extra = (shape_text(outputs[b.name].output), outputs[b.name].stride) if costs else ()
-        table.add(
-            b.name,
-            b.stage,
-            b.index,
-            b.type,
-            b.inplanes,
-            b.planes,
-            b.width,
-            b.outplanes,
-            b.stride,
-            b.stride_at,
-            b.dilation,
-            "-".join(map(str, b.dilations)),
-            b.groups,
-            b.base_width,
-            b.shortcut_layers,
-            b.params,
-            *extra,
-        )
+        values = {k: getattr(b, k) for k in BLOCK_FIELDS}
+        values.update(dilations="-".join(map(str, b.dilations)), downsample=b.shortcut_layers)
+        table.add(*values.values(), *extra)
     return table
 
 

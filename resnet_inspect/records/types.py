@@ -10,6 +10,26 @@ from typing import Literal
 # costs and how it moves a receptive field.
 OpKind = Literal["conv", "linear", "bn", "maxpool", "avgpool", "avgpool_same", "adaptive_avgpool"]
 POOLS = ("maxpool", "avgpool", "avgpool_same")
+# The public fields of the records (JSON, CSV and diff show these; ops and branches stay internal).
+BLOCK_FIELDS = (
+    "name",
+    "stage",
+    "index",
+    "type",
+    "inplanes",
+    "planes",
+    "width",
+    "outplanes",
+    "stride",
+    "stride_at",
+    "dilation",
+    "dilations",
+    "groups",
+    "base_width",
+    "downsample",
+    "params",
+)
+STEM_FIELDS = ("kind", "convs", "widths", "pool", "in_ch", "out_ch", "stride", "params")
 
 
 @dataclass(frozen=True)
