@@ -349,7 +349,7 @@ def diff(a: str, b: str, input: Size = 224, device: str = "meta", **overrides: A
             _, record = records(text, device=device, state=True, **overrides)
             sides.append((record, costs(record, height, width), receptive_fields(record)))
         except InspectError as error:
-            raise InspectError(f"{label} ({text.strip()}): {error}") from None
+            raise error.within(f"{label} ({text.strip()}): ") from None
     return compare(*sides[0], *sides[1])
 
 

@@ -18,16 +18,21 @@ if TYPE_CHECKING:
 class InspectError(ValueError):
     """Bad input from the user: an unknown name, an impossible size, a malformed spec."""
 
-    def __init__(self, message: str, param: str | tuple[str, ...] | None = None) -> None:
+    def __init__(self, message: str, param: str | tuple[str, ...] | None = None, where: str = "") -> None:
         self.detail = message
         self.params: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
+        self.where = where  # what the error is about, before the parameter: "B (resnet50@os12): "
         super().__init__(self.spelled(lambda name: name))
 
     def spelled(self, spell: Callable[[str], str]) -> str:
         """The message with its parameters spelled by `spell` (a CLI flag, say)."""
         if not self.params:
-            return self.detail
-        return f"{', '.join(spell(p) for p in self.params)} {self.detail}"
+            return self.where + self.detail
+        return f"{self.where}{', '.join(spell(p) for p in self.params)} {self.detail}"
+
+    def within(self, where: str) -> InspectError:
+        """The same error, said to be about `where` (a side of a diff, say)."""
+        return InspectError(self.detail, self.params, where + self.where)
 
 
 class CheckpointMismatch(InspectError):
