@@ -164,9 +164,13 @@ def test_c5_split_uses_the_whole_trunk():
     assert data["base"]["params"] == 25_557_032 - 2_049_000
 
 
-def test_split_table():
-    out = run("flops", "resnet101", "--split", "c4", "--input", "600x1000").output
-    assert "base" in out and "head" in out and "per RoI" in out
+def test_split_table_shows_the_json_numbers():
+    args = ("flops", "resnet101", "--split", "c4", "--input", "600x1000")
+    data = json.loads(run(*args, "--json").output)
+    rows = {line.split("  ")[0].strip(): line.split() for line in run(*args).output.splitlines() if "  " in line}
+    assert rows["base (per batch)"][3:5] == [f"{data['base']['params']:,}", f"{data['base']['macs']:,}"]
+    assert rows["head per RoI"][3:5] == [f"{data['head']['params']:,}", f"{data['head']['macs_per_roi']:,}"]
+    assert rows["total"][1:3] == [f"{data['base']['params'] + data['head']['params']:,}", f"{data['macs']:,}"]
 
 
 def test_freeze_at_by_hand():
