@@ -180,29 +180,30 @@ def inspect(
     try:
         record = walk_module(loaded.module, loaded.label)
     except InspectError:
-        from .measure import trace
-
-        traced, unknown = trace.traced_costs(loaded.module, loaded.label, height, width, batch)
+        record = None
+    counted = _costs_of(loaded, record, height, width, batch)
+    if counted.blocks == () and record is not None and record.blocks:
+        record = None  # the forward pass disagreed with the reading: the records are not shown
+    if record is None:
         return Report(
             loaded.label,
             loaded.spec,
-            traced.params,
+            counted.params,
             (height, width),
             batch,
-            traced.output_stride,
-            traced.macs,
-            traced.flops,
-            traced.activations,
+            counted.output_stride,
+            counted.macs,
+            counted.flops,
+            counted.activations,
             None,
             (),
-            traced.stages,
+            counted.stages,
             None,
             loaded.checkpoint,
-            unknown,
+            (),
             None,
-            traced,
+            counted,
         )
-    counted = costs(record, height, width, batch)
     return Report(
         model=loaded.label,
         spec=loaded.spec,
@@ -224,6 +225,28 @@ def inspect(
     )
 
 
+def _costs_of(
+    model: Model, record: NetRecord | None, height: int, width: int, batch: int = 1, dtype: str = "float32"
+) -> Costs:
+    """Costs of a loaded model at an input. Our own names: the rules alone. Any other module: its
+    probed ops counted by a meta forward of each alone, the whole checked against one meta forward
+    (and counted by it instead, said in `notes`, when the two disagree or the walker cannot read it)."""
+    if model.spec is not None and record is not None:
+        return costs(record, height, width, batch, dtype)
+    from .measure.meta import probe_for
+    from .measure.trace import disagreement, traced_costs
+
+    if record is not None:
+        counted = costs(record, height, width, batch, dtype, probe_for(model.module) if record.probed else None)
+        problem = disagreement(model.module, record, counted)
+        if problem is None:
+            return counted
+    traced = traced_costs(model.module, model.label, height, width, batch, dtype)
+    if record is None:
+        return traced
+    return replace(traced, notes=(*traced.notes, f"the walker's reading of {model.label} was not used: {problem}"))
+
+
 # -- the views ---------------------------------------------------------------------------------------
 
 
@@ -240,7 +263,7 @@ class ShowView:
 def show(name: str, input: Size | None = None, freeze_at: int | None = None, **options: Any) -> ShowView:
     """Records of a name (with each block's output at `input`, and detectron2's freeze_at count)."""
     model, record = records(name, **options)
-    at = costs(record, *input_size(input)) if input is not None else None
+    at = _costs_of(model, record, *input_size(input)) if input is not None else None
     frozen = detection.freeze(record, freeze_at) if freeze_at is not None else None
     return ShowView(model, record, at, frozen)
 
@@ -265,7 +288,12 @@ def split(
     """Faster R-CNN's view of a backbone: the base once per image, the last stage once per RoI (C4)."""
     model, record = records(name, **options)
     height, width = input_size(input)
-    result = detection.split_costs(record, height, width, split, rois, roi_size, batch)
+    probe = None
+    if model.spec is None and record.probed:
+        from .measure.meta import probe_for
+
+        probe = probe_for(model.module)
+    result = detection.split_costs(record, height, width, split, rois, roi_size, batch, probe)
     return model, result, detection.freeze(record, freeze_at) if freeze_at is not None else None
 
 
@@ -319,14 +347,14 @@ def zoo(
     results = []
     for name in names or list_names():
         if parse_source(name).kind != "name":
-            _, record = records(name, device=device, **overrides)
-        else:
-            spec = resolve(name, **overrides)
-            key = (spec.stem_spec(), spec.blocks(), spec.num_classes)
-            if key not in walked:
-                walked[key] = walk_module(build_spec(spec, device=device), spec.name)
-            record = replace(walked[key], model=spec.name)
-        results.append(costs(record, height, width, batch))
+            model, record = records(name, device=device, **overrides)
+            results.append(_costs_of(model, record, height, width, batch))
+            continue
+        spec = resolve(name, **overrides)
+        key = (spec.stem_spec(), spec.blocks(), spec.num_classes)
+        if key not in walked:
+            walked[key] = walk_module(build_spec(spec, device=device), spec.name)
+        results.append(costs(replace(walked[key], model=spec.name), height, width, batch))
     return results
 
 
@@ -346,8 +374,8 @@ def diff(a: str, b: str, input: Size = 224, device: str = "meta", **overrides: A
     sides = []
     for label, text in (("A", a), ("B", b)):
         try:
-            _, record = records(text, device=device, state=True, **overrides)
-            sides.append((record, costs(record, height, width), receptive_fields(record)))
+            model, record = records(text, device=device, state=True, **overrides)
+            sides.append((record, _costs_of(model, record, height, width), receptive_fields(record)))
         except InspectError as error:
             raise error.within(f"{label} ({text.strip()}): ") from None
     return compare(*sides[0], *sides[1])
@@ -368,7 +396,7 @@ def fvcore_costs(
     height, width = input_size(input)
     check_input(height, width, batch)
     loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
-    counted = costs(record, height, width, batch)
+    counted = _costs_of(loaded, record, height, width, batch)
     return counted, fvcore_count(loaded.module, record, height, width, batch)
 
 
@@ -381,7 +409,7 @@ def prepare_bench(
     height, width = input_size(input)
     check_input(height, width, batch)
     loaded, record = records(name, device="meta", **overrides)
-    counted = costs(record, height, width, batch, dtype=dtype)
+    counted = _costs_of(loaded, record, height, width, batch, dtype)
     preflight(loaded.module, counted, device, dtype, warmup, iters)
     return loaded.module, counted
 

@@ -409,7 +409,7 @@ def _flops_names(
         plot_costs([r.costs for r in reports], plot)
 
     def document() -> Any:
-        docs = [costs_document(r.costs, per, r.record is None, r.unrecognised) for r in reports]
+        docs = [costs_document(r.costs, per, [op.name for op in r.record.probed] if r.record else ()) for r in reports]
         for doc, f in zip(docs, frozen):
             doc.parts += [freeze_note(f)] if f else []
         csv = docs[0].csv if len(docs) == 1 else many_costs_csv([r.costs for r in reports], per)

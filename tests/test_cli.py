@@ -123,6 +123,8 @@ BLOCK_KEYS = {
     "downsample",
     "params",
     "cumulative_stride",
+    "attention",
+    "anti_alias",
 }
 
 

@@ -4,9 +4,11 @@ hand-derived tables for resnext50_32x4d, resnet50_vd and the dilation convention
 import pytest
 from torch import nn
 
+import resnet_inspect as ri
 from resnet_inspect.errors import InspectError
 from resnet_inspect.model.build import build
 from resnet_inspect.model.names import resolve
+from resnet_inspect.numbers.costs import costs
 from resnet_inspect.records.types import Downsample
 from resnet_inspect.records.walker import walk
 
@@ -76,15 +78,21 @@ def test_the_walk_reads_modules_not_the_spec():
     assert (block.stride, block.dilation, block.groups, block.stride_at) == (1, 2, 2, None)
 
 
-class Gate(nn.Module):  # a layer the walker has no rule for
+class Gate(nn.Module):  # a layer no rule describes
     def forward(self, x):
         return x
 
 
-def test_unknown_layers_are_reported_not_ignored():
+def test_unknown_layers_are_probed_not_ignored():
     model = build(resolve("resnet18"))
     model.layer1[0].gate = Gate()
-    assert walk(model).unrecognised == ("layer1.0.gate (Gate)",)
+    record = walk(model)
+    assert [(op.name, op.kind, op.module) for op in record.probed] == [("layer1.0.gate", "probed", "Gate")]
+    # without a probe the totals say they are incomplete; the API probes it (a no-op: nothing is missing)
+    alone = costs(record, 224, 224)
+    assert not alone.complete and [u.module for u in alone.uncounted] == ["layer1.0.gate"]
+    report = ri.inspect(model, input=224)
+    assert report.costs.complete and report.macs == alone.macs == 1_814_073_344
 
 
 def test_a_module_without_residual_stages_is_explained():
@@ -228,15 +236,28 @@ class Excite(nn.Module):  # a side branch: pooled, squeezed, multiplied back
         return x * self.fc2(self.fc1(x.mean((2, 3), keepdim=True))).sigmoid()
 
 
-def test_composite_layers_are_reported_not_read_as_a_chain():
+def test_composite_layers_are_counted_alone_not_read_as_a_chain():
     # read as a chain, fc1/fc2 would be counted at full resolution: numbers that look right and are not
     model = build(resolve("resnet50"))
-    model.layer1[0].se = Excite(256).to("meta")
+    block = model.layer1[0]
+    block.bn3 = nn.Sequential(block.bn3, Excite(256).to("meta"))  # gate after bn3, as SE sits
     record = walk(model)
-    assert record.unrecognised == ("layer1.0.se (Excite, a composite layer the walker cannot follow)",)
+    assert [op.name for op in record.probed] == ["layer1.0.bn3.1"]
     assert [op.name for op in record.blocks[0].main if op.kind == "conv"] == [
         "layer1.0.conv1",
         "layer1.0.conv2",
         "layer1.0.conv3",
     ]
     assert record.blocks[0].params == 75_008 + (256 * 64 + 64) + (64 * 256 + 256)  # counted as parameters
+    # counted from a forward pass of it alone: fc1 and fc2 on the pooled 1 x 1 map, 256 x 64 each
+    report = ri.inspect(model, input=224)
+    assert report.costs.complete and report.costs.notes == ()
+    assert report.macs == 4_089_184_256 + 2 * 256 * 64
+
+
+def test_a_module_read_but_never_called_is_caught_by_a_forward_pass():
+    model = build(resolve("resnet50"))
+    model.layer1[0].se = Excite(256).to("meta")  # an attribute the block's forward never calls
+    report = ri.inspect(model, input=224)
+    assert report.macs == 4_089_184_256 and report.output_stride == 32  # what actually runs
+    assert any("was not used" in note for note in report.costs.notes)

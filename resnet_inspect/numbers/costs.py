@@ -1,12 +1,17 @@
 """Costs over records: parameters, MACs, FLOPs, activations and shapes of every layer, block and stage
 at an input size. Pure functions; no modules, tensors or caches: the rules of rules.py applied along
-the network, so a 16384x16384 input costs what a 224x224 one does. Conventions: rules.py."""
+the network, so a 16384x16384 input costs what a 224x224 one does. Conventions: rules.py.
+
+An op no rule describes ("probed") is counted by a `Probe` the caller may pass (the API passes one
+that runs a meta-tensor forward of that module alone); without one, or when it cannot run, the op is
+listed in `Costs.uncounted` and every total is a lower bound (`Costs.complete` is False).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from ..errors import InspectError
 from ..records.types import BlockRecord, NetRecord, Op
@@ -14,6 +19,27 @@ from .rules import FLOPS_PER_MAC, Shape, rule
 from .sizes import check_input
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What a probe measured for one op at one input shape (per sample)."""
+
+    output: Shape
+    macs: int
+    activations: int
+
+
+Probe = Callable[[Op, Shape], "Probed | None"]
+
+
+@dataclass(frozen=True)
+class Uncounted:
+    """A module whose work is missing from the totals, and why."""
+
+    module: str
+    kind: str  # its class
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,13 @@ class Costs:
     blocks: tuple[PartCost, ...]
     layers: tuple[LayerCost, ...]
     channels: int = 3  # of the input image
+    uncounted: tuple[Uncounted, ...] = ()
+    notes: tuple[str, ...] = ()  # how the numbers were obtained, where not by the rules alone
+
+    @property
+    def complete(self) -> bool:
+        """Every layer's work is in the totals (otherwise they are lower bounds)."""
+        return not self.uncounted
 
     @property
     def flops(self) -> int:
@@ -83,25 +116,66 @@ class Costs:
         return next(part for part in self.stages if part.name == name)
 
 
-def _through(ops: Iterable[Op], shape: Shape, part: str, batch: int, label: str, hw: tuple[int, int]):
-    """Every op from `shape` on: the shape handed on, and a LayerCost per op."""
-    rows: list[LayerCost] = []
-    for op in ops:
+@dataclass
+class _Pass:
+    """One pass through a network at one input: what every op needs to know, and what was missed."""
+
+    label: str
+    size: tuple[int, int]
+    batch: int
+    probe: Probe | None
+    uncounted: list[Uncounted] = field(default_factory=list)
+
+    def through(self, ops: Iterable[Op], shape: Shape, part: str) -> tuple[Shape, list[LayerCost]]:
+        """Every op from `shape` on: the shape handed on, and a LayerCost per op."""
+        rows: list[LayerCost] = []
+        for op in ops:
+            new, macs, acts = self.probed(op, shape) if op.kind == "probed" else self.ruled(op, shape)
+            rows.append(LayerCost(op.name, op.kind, part, new, op.params, macs * self.batch, acts * self.batch))
+            shape = new
+        return shape, rows
+
+    def ruled(self, op: Op, shape: Shape) -> tuple[Shape, int, int]:
         step = rule(op)
         problem = step.accepts(op, shape)
+        h, w = self.size
         if problem:
-            raise InspectError(f"{label}: {op.name} {problem} at {hw[0]}x{hw[1]}")
+            raise InspectError(f"{self.label}: {op.name} {problem} at {h}x{w}")
         new = step.shape(op, shape)
         if any(d < 1 for d in new[1:]):
             raise InspectError(
-                f"{hw[0]}x{hw[1]} is too small for {label}: {op.name} would produce {new[1]}x{new[2]} from "
+                f"{h}x{w} is too small for {self.label}: {op.name} would produce {new[1]}x{new[2]} from "
                 f"{shape[1]}x{shape[2]}",
                 "input",
             )
-        macs, acts = step.macs(op, shape, new), step.activations(op, new)
-        rows.append(LayerCost(op.name, op.kind, part, new, op.params, macs * batch, acts * batch))
-        shape = new
-    return shape, rows
+        return new, step.macs(op, shape, new), step.activations(op, shape, new)
+
+    def probed(self, op: Op, shape: Shape) -> tuple[Shape, int, int]:
+        result = self.probe(op, shape) if self.probe else None
+        if result is None:
+            reason = "no rule describes it and it could not be run alone" if self.probe else "no rule describes it"
+            self.uncounted.append(Uncounted(op.name, op.module, reason))
+            return shape, 0, 0  # its output shape is taken to be its input's
+        return result.output, result.macs, result.activations
+
+    def stage(self, blocks: Sequence[BlockRecord], shape: Shape, stride: int):
+        """One stage's blocks from `shape`: the shape and stride it hands on, its blocks' costs, its layers'."""
+        rows: list[LayerCost] = []
+        parts: list[PartCost] = []
+        for block in blocks:
+            main, main_rows = self.through(block.main, shape, block.name)
+            short, short_rows = self.through(block.shortcut, shape, block.name)
+            if main != short:
+                h, w = self.size
+                raise InspectError(
+                    f"{h}x{w}: {block.name}'s branches disagree ({'x'.join(map(str, main))} vs "
+                    f"{'x'.join(map(str, short))}); the module would fail in forward",
+                    "input",
+                )
+            shape, stride = main, stride * block.stride
+            parts.append(_part(block.name, main_rows + short_rows, block.params, shape, stride))
+            rows += main_rows + short_rows
+        return shape, stride, parts, rows
 
 
 def _part(name: str, rows: Sequence[LayerCost], params: int, output: Shape, stride: int) -> PartCost:
@@ -114,26 +188,28 @@ def check_dtype(dtype: str) -> None:
         raise InspectError(f"must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}", "dtype")
 
 
-def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str = "float32") -> Costs:
+def costs(
+    record: NetRecord, height: int, width: int, batch: int = 1, dtype: str = "float32", probe: Probe | None = None
+) -> Costs:
     """Parameters, MACs, FLOPs, activations and shapes of every layer, block and stage."""
     check_input(height, width, batch)
     check_dtype(dtype)
-    label, hw = record.model, (height, width)
-    shape, stem_rows = _through(record.stem.ops, (record.stem.in_ch, height, width), "stem", batch, label, hw)
+    run = _Pass(record.model, (height, width), batch, probe)
+    shape, stem_rows = run.through(record.stem.ops, (record.stem.in_ch, height, width), "stem")
     stride = record.stem.stride
     stages = [_part("stem", stem_rows, record.stem.params, shape, stride)]
     layers, blocks = list(stem_rows), []
     for stage, stage_blocks in record.stage_blocks().items():
-        shape, stride, block_parts, rows = stage_through(label, stage_blocks, shape, stride, batch, hw)
+        shape, stride, block_parts, rows = run.stage(stage_blocks, shape, stride)
         stages.append(_part(stage, rows, sum(b.params for b in stage_blocks), shape, stride))
         blocks += block_parts
         layers += rows
-    shape, head_rows = _through(record.head, shape, "head", batch, label, hw)
+    shape, head_rows = run.through(record.head, shape, "head")
     stages.append(_part("head", head_rows, record.head_params, shape, stride))
     layers += head_rows
     return Costs(
         model=record.model,
-        input=hw,
+        input=(height, width),
         batch=batch,
         output_stride=stride,
         params=record.params,
@@ -144,28 +220,22 @@ def costs(record: NetRecord, height: int, width: int, batch: int = 1, dtype: str
         blocks=tuple(blocks),
         layers=tuple(layers),
         channels=record.stem.in_ch,
+        uncounted=tuple(run.uncounted),
     )
 
 
 def stage_through(
-    label: str, blocks: Sequence[BlockRecord], shape: Shape, stride: int, batch: int, hw: tuple[int, int]
+    label: str,
+    blocks: Sequence[BlockRecord],
+    shape: Shape,
+    stride: int,
+    batch: int,
+    size: tuple[int, int],
+    probe: Probe | None = None,
 ) -> tuple[Shape, int, list[PartCost], list[LayerCost]]:
-    """One stage's blocks from `shape`: the shape and stride it hands on, its blocks' costs, its layers'."""
-    rows: list[LayerCost] = []
-    parts: list[PartCost] = []
-    for block in blocks:
-        main, main_rows = _through(block.main, shape, block.name, batch, label, hw)
-        short, short_rows = _through(block.shortcut, shape, block.name, batch, label, hw)
-        if main != short:
-            raise InspectError(
-                f"{hw[0]}x{hw[1]}: {block.name}'s branches disagree ({'x'.join(map(str, main))} vs "
-                f"{'x'.join(map(str, short))}); the module would fail in forward",
-                "input",
-            )
-        shape, stride = main, stride * block.stride
-        parts.append(_part(block.name, main_rows + short_rows, block.params, shape, stride))
-        rows += main_rows + short_rows
-    return shape, stride, parts, rows
+    """One stage's blocks from `shape` (a RoI's pooled features, say): the shape and stride it hands
+    on, its blocks' costs, its layers'."""
+    return _Pass(label, size, batch, probe).stage(blocks, shape, stride)
 
 
 def peak_activation_elements(costs: Costs) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import InspectError
 from ..records.types import NetRecord
-from .costs import PartCost, costs, stage_through
+from .costs import PartCost, Probe, costs, stage_through
 from .rules import FLOPS_PER_MAC, Shape
 
 SPLITS = ("c4", "c5")
@@ -63,6 +63,7 @@ def split_costs(
     rois: int = 300,
     roi_size: int = 7,
     batch: int = 1,
+    probe: Probe | None = None,
 ) -> SplitCosts:
     """Base (stem and every stage but the last for C4, every stage for C5) at the image size, and
     the last stage on one RoI's pooled features (C4)."""
@@ -72,7 +73,7 @@ def split_costs(
         raise InspectError(f"must be 1 to 100000, got {rois}", "rois")
     if not 1 <= roi_size <= 1024:
         raise InspectError(f"must be 1 to 1024, got {roi_size}", "roi_size")
-    full = costs(record, height, width, batch)
+    full = costs(record, height, width, batch, probe=probe)
     stages = record.stages
     base_stages = stages[:-1] if split == "c4" else stages
     if not base_stages:
@@ -91,7 +92,7 @@ def split_costs(
     if split == "c4":
         blocks = record.stage_blocks()[stages[-1]]
         roi: Shape = (last.output[0], roi_size, roi_size)
-        shape, stride, _, rows = stage_through(record.model, blocks, roi, 1, 1, (roi_size, roi_size))
+        shape, stride, _, rows = stage_through(record.model, blocks, roi, 1, 1, (roi_size, roi_size), probe)
         head = PartCost(
             stages[-1],
             sum(b.params for b in blocks),

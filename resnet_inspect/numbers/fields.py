@@ -5,7 +5,7 @@ the union of what the two branches see. Pure functions; conventions in docs/conv
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InspectError
 from ..geometry import whole
@@ -25,6 +25,8 @@ class FieldRow:
     aligned: bool  # the residual branches have the same jump and the same centre
     main_size: int  # the residual branch alone
     shortcut_size: int  # the shortcut branch alone (= the block input's for an identity)
+    whole_input: bool = False  # a global pool or attention lies on the path: every unit sees the whole input
+    complete: bool = True  # False after a module no rule describes: the field may be larger
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class FieldReport:
     blocks: tuple[FieldRow, ...]
     stages: tuple[FieldRow, ...]
 
+    @property
+    def complete(self) -> bool:
+        """Every field is exact (no module without a rule on any path)."""
+        return all(row.complete for row in (self.stem, *self.blocks))
+
     def stage(self, name: str) -> FieldRow:
         """The row of the stage called `name`."""
         for row in self.stages:
@@ -46,7 +53,18 @@ class FieldReport:
 
 
 def _row(name: str, field: Field, aligned: bool, main: Field, short: Field) -> FieldRow:
-    return FieldRow(name, field.size, field.jump, field.padding, whole(field.center), aligned, main.size, short.size)
+    return FieldRow(
+        name,
+        field.size,
+        field.jump,
+        field.padding,
+        whole(field.center),
+        aligned,
+        main.size,
+        short.size,
+        field.whole_input,
+        field.known,
+    )
 
 
 def _fields(ops: Iterable[Op], field: Field, axis: int) -> Field:
@@ -78,17 +96,5 @@ def receptive_fields(record: NetRecord, axis: int = 0) -> FieldReport:
             aligned = main.jump == short.jump and main.center == short.center
             stage_aligned &= aligned
             blocks.append(_row(block.name, field, aligned, main, short))
-        last = blocks[-1]
-        stages.append(
-            FieldRow(
-                stage,
-                last.size,
-                last.stride,
-                last.padding,
-                last.center,
-                stage_aligned,
-                last.main_size,
-                last.shortcut_size,
-            )
-        )
+        stages.append(replace(blocks[-1], name=stage, aligned=stage_aligned))
     return FieldReport(record.model, field.jump, stem, tuple(blocks), tuple(stages))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..geometry import same_padding, window_out
 from ..records.types import Op
@@ -33,6 +33,8 @@ class Field:
     size: int
     jump: int
     left: int
+    whole_input: bool = False  # a global pool or attention lies on the path: every unit sees the whole input
+    known: bool = True  # False after a module no rule describes (the field may be larger)
 
     @property
     def padding(self) -> int:
@@ -52,7 +54,13 @@ class Field:
     def union(self, other: Field) -> Field:
         """What a sum of two branches sees: the span of both fields."""
         left = min(self.left, other.left)
-        return Field(max(self.right, other.right) - left + 1, min(self.jump, other.jump), left)
+        return Field(
+            max(self.right, other.right) - left + 1,
+            min(self.jump, other.jump),
+            left,
+            self.whole_input or other.whole_input,
+            self.known and other.known,
+        )
 
 
 class NeedsSize(ValueError):
@@ -69,30 +77,32 @@ def _check_channels(op: Op, shape: Shape) -> str | None:
 
 
 def _check_features(op: Op, shape: Shape) -> str | None:
-    features = math.prod(shape)
-    if features != op.in_ch:
-        return f"expects {op.in_ch} features but receives {features}"
+    if math.prod(shape) != op.in_ch and shape[-1] != op.in_ch:
+        return f"expects {op.in_ch} features but receives {'x'.join(map(str, shape))}"
     return None
+
+
+def _check_spatial(op: Op, shape: Shape) -> str | None:
+    if len(shape) != 3:
+        return f"expects a C x H x W map but receives {'x'.join(map(str, shape))}"
+    return _check_channels(op, shape) if op.in_ch else None
 
 
 def _accept_any(op: Op, shape: Shape) -> str | None:
     return None
 
 
-def _window_shape(channels_from_op: bool, ceil: bool) -> Callable[[Op, Shape], Shape]:
-    def shape(op: Op, x: Shape) -> Shape:
-        channels = op.out_ch if channels_from_op else x[0]
-        sizes = (
-            window_out(x[1 + a], op.kernel[a], op.stride[a], op.padding[a], op.dilation[a], ceil and op.ceil_mode)
-            for a in (0, 1)
-        )
-        return (channels, *sizes)
-
-    return shape
+def _window_sizes(op: Op, x: Shape) -> tuple[int, int]:
+    if op.same:  # TF "same": ceil(size / stride), whatever the kernel
+        return (-(-x[1] // op.stride[0]), -(-x[2] // op.stride[1]))
+    ceil = op.ceil_mode and op.kind in POOL_KINDS
+    h, w = (window_out(x[1 + a], op.kernel[a], op.stride[a], op.padding[a], op.dilation[a], ceil) for a in (0, 1))
+    return h, w
 
 
-def _same_shape(op: Op, x: Shape) -> Shape:
-    return (x[0], *(-(-x[1 + a] // op.stride[a]) for a in (0, 1)))
+def _window_shape(op: Op, x: Shape) -> Shape:
+    """Convolutions: the op's output channels; pools: the input's."""
+    return (op.out_ch if op.out_ch else x[0], *_window_sizes(op, x))
 
 
 def _adaptive_shape(op: Op, x: Shape) -> Shape:
@@ -101,6 +111,15 @@ def _adaptive_shape(op: Op, x: Shape) -> Shape:
 
 
 def _linear_shape(op: Op, x: Shape) -> Shape:
+    """On the flattened features (the classifier after a global pool), else on the last dimension."""
+    return (op.out_ch,) if math.prod(x) == op.in_ch else (*x[:-1], op.out_ch)
+
+
+def _pad_shape(op: Op, x: Shape) -> Shape:
+    return (x[0], x[1] + 2 * op.padding[0], x[2] + 2 * op.padding[1])
+
+
+def _tokens_shape(op: Op, x: Shape) -> Shape:
     return (op.out_ch,)
 
 
@@ -113,38 +132,140 @@ def _conv_macs(op: Op, x: Shape, out: Shape) -> int:
 
 
 def _linear_macs(op: Op, x: Shape, out: Shape) -> int:
-    return op.in_ch * op.out_ch
+    tokens = 1 if len(out) == 1 else math.prod(out[:-1])
+    return tokens * op.in_ch * op.out_ch
+
+
+def _se_macs(op: Op, x: Shape, out: Shape) -> int:
+    """The squeeze (C -> hidden) and the excitation (hidden -> C), on the pooled 1 x 1 map."""
+    return 2 * op.in_ch * op.hidden // op.groups
+
+
+def _eca_macs(op: Op, x: Shape, out: Shape) -> int:
+    """One 1-D conv of kernel k over the C pooled channels."""
+    return x[0] * op.kernel[0]
+
+
+def _split_attn_macs(op: Op, x: Shape, out: Shape) -> int:
+    """The conv into radix x C channels, then fc1 (C -> hidden) and fc2 (hidden -> radix x C) on the
+    pooled map, both grouped by the cardinality."""
+    mid = op.out_ch * op.paths
+    cardinality = op.groups // op.paths
+    conv = out[1] * out[2] * mid * (op.in_ch // op.groups) * op.kernel[0] * op.kernel[1]
+    return conv + (op.out_ch * op.hidden + op.hidden * mid) // cardinality
+
+
+def _selective_kernel_macs(op: Op, x: Shape, out: Shape) -> int:
+    """`paths` 3x3 convs (each on 1/paths of the input when split), then the attention's reduce
+    (C -> hidden) and select (hidden -> paths x C) on the pooled map."""
+    per_path = (op.in_ch // op.paths if op.split else op.in_ch) // op.groups
+    convs = op.paths * out[1] * out[2] * op.out_ch * per_path * op.kernel[0] * op.kernel[1]
+    return convs + op.out_ch * op.hidden + op.hidden * op.out_ch * op.paths
+
+
+def _res2_macs(op: Op, x: Shape, out: Shape) -> int:
+    """scale - 1 3x3 convs of width = C / scale channels each (the last split passes unconvolved)."""
+    width = op.in_ch // op.paths
+    return (op.paths - 1) * out[1] * out[2] * width * (width // op.groups) * op.kernel[0] * op.kernel[1]
+
+
+def _attention_pool_macs(op: Op, x: Shape, out: Shape) -> int:
+    """T = H*W + 1 tokens (the mean token first): q, k, v (C -> E) and the projection (E -> out) on
+    every token, then q k^T and attention x v (T x T x E each)."""
+    tokens = x[1] * x[2] + 1
+    return tokens * (3 * op.in_ch * op.hidden + op.hidden * op.out_ch) + 2 * tokens * tokens * op.hidden
 
 
 def _no_macs(op: Op, x: Shape, out: Shape) -> int:
     return 0
 
 
-def _output_elements(op: Op, out: Shape) -> int:
+def _output_elements(op: Op, x: Shape, out: Shape) -> int:
     return math.prod(out)
 
 
-def _no_activations(op: Op, out: Shape) -> int:
+def _gate_elements(op: Op, x: Shape, out: Shape) -> int:
+    """The squeeze's and the excitation's outputs, on the pooled 1 x 1 map."""
+    return op.hidden + op.out_ch
+
+
+def _pooled_channels(op: Op, x: Shape, out: Shape) -> int:
+    """The 1-D conv's output: one value per channel of the pooled map."""
+    return x[0]
+
+
+def _split_attn_elements(op: Op, x: Shape, out: Shape) -> int:
+    return op.paths * math.prod(out) + op.hidden + op.paths * op.out_ch
+
+
+def _selective_kernel_elements(op: Op, x: Shape, out: Shape) -> int:
+    return op.paths * math.prod(out) + op.hidden + op.paths * op.out_ch
+
+
+def _res2_elements(op: Op, x: Shape, out: Shape) -> int:
+    return (op.paths - 1) * math.prod(out) // op.paths
+
+
+def _attention_pool_elements(op: Op, x: Shape, out: Shape) -> int:
+    """q, k, v and the projection on every token."""
+    tokens = x[1] * x[2] + 1
+    return tokens * (3 * op.hidden + op.out_ch)
+
+
+def _no_activations(op: Op, x: Shape, out: Shape) -> int:
     return 0
 
 
-def _window_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+def _window_step(op: Op, field: Field, axis: int, kernel: int, stride: int, dilation: int, pad: int) -> Field:
     """r += (k_eff - 1) * jump, left -= pad * jump, jump *= stride."""
-    k_eff = op.dilation[axis] * (op.kernel[axis] - 1) + 1
-    return Field(
-        field.size + (k_eff - 1) * field.jump,
-        field.jump * op.stride[axis],
-        field.left - op.padding[axis] * field.jump,
+    k_eff = dilation * (kernel - 1) + 1
+    return replace(
+        field,
+        size=field.size + (k_eff - 1) * field.jump,
+        jump=field.jump * stride,
+        left=field.left - pad * field.jump,
     )
 
 
-def _same_window_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
-    """A window after TF-"same" padding, the smaller half before the first element."""
-    if op.stride[axis] != 1 and size is None:
-        raise NeedsSize("a strided 'same' pool's padding depends on the input size")
-    before = same_padding(size or 1, op.kernel[axis], op.stride[axis], op.dilation[axis]) // 2
-    k_eff = op.dilation[axis] * (op.kernel[axis] - 1) + 1
-    return Field(field.size + (k_eff - 1) * field.jump, field.jump * op.stride[axis], field.left - before * field.jump)
+def _window_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    if op.same:
+        if op.stride[axis] != 1 and size is None:
+            raise NeedsSize("a strided 'same'-padded layer's padding depends on the input size")
+        before = same_padding(size or 1, op.kernel[axis], op.stride[axis], op.dilation[axis]) // 2
+        return _window_step(op, field, axis, op.kernel[axis], op.stride[axis], op.dilation[axis], before)
+    return _window_step(op, field, axis, op.kernel[axis], op.stride[axis], op.dilation[axis], op.padding[axis])
+
+
+def _global_window_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    """A window op followed by attention over a global pool of its output."""
+    return replace(_window_field(op, field, axis, size), whole_input=True)
+
+
+def _global_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    return replace(field, whole_input=True)
+
+
+def _selective_kernel_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    """The widest path (dilation = paths, padding alike), then the global attention."""
+    widest = _window_step(op, field, axis, op.kernel[axis], op.stride[axis], op.paths, op.paths)
+    return replace(widest, whole_input=True)
+
+
+def _res2_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    """The stage's first block: one strided 3x3 per split. Later blocks: the last convolved split has
+    gone through scale - 1 chained 3x3s."""
+    steps = op.paths - 1 if op.chained else 1
+    for _ in range(steps):
+        field = _window_field(op, field, axis, size)
+    return field
+
+
+def _pad_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    return replace(field, left=field.left - op.padding[axis] * field.jump)
+
+
+def _unknown_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
+    return replace(field, known=False)
 
 
 def _field_unchanged(op: Op, field: Field, axis: int, size: int | None) -> Field:
@@ -161,19 +282,40 @@ class Rule:
 
     shape: Callable[[Op, Shape], Shape]
     macs: Callable[[Op, Shape, Shape], int] = _no_macs
-    activations: Callable[[Op, Shape], int] = _no_activations
+    activations: Callable[[Op, Shape, Shape], int] = _no_activations
     field: Callable[[Op, Field, int, int | None], Field] = _field_unchanged
     accepts: Callable[[Op, Shape], str | None] = _accept_any  # None, or why this input cannot enter
 
 
+POOL_KINDS = ("maxpool", "avgpool", "avgpool_same")
+_CONV = Rule(_window_shape, _conv_macs, _output_elements, _window_field, _check_spatial)
+_NORM = Rule(_unchanged, accepts=_check_channels)
+_POOL = Rule(_window_shape, field=_window_field, accepts=_check_spatial)
+_ADAPTIVE = Rule(_adaptive_shape, accepts=_check_spatial)
+
 RULES: dict[str, Rule] = {
-    "conv": Rule(_window_shape(True, False), _conv_macs, _output_elements, _window_field, _check_channels),
+    "conv": _CONV,
+    "blur": _CONV,
     "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features),
-    "bn": Rule(_unchanged, accepts=_check_channels),
-    "maxpool": Rule(_window_shape(False, True), field=_window_field),
-    "avgpool": Rule(_window_shape(False, True), field=_window_field),
-    "avgpool_same": Rule(_same_shape, field=_same_window_field),
-    "adaptive_avgpool": Rule(_adaptive_shape),
+    "bn": _NORM,
+    "gn": _NORM,
+    "norm": _NORM,
+    "pad": Rule(_pad_shape, field=_pad_field, accepts=_check_spatial),
+    "maxpool": _POOL,
+    "avgpool": _POOL,
+    "avgpool_same": Rule(_window_shape, field=_window_field, accepts=_check_spatial),
+    "adaptive_avgpool": _ADAPTIVE,
+    "se": Rule(_unchanged, _se_macs, _gate_elements, _global_field, _check_channels),
+    "eca": Rule(_unchanged, _eca_macs, _pooled_channels, _global_field),
+    "split_attn": Rule(_window_shape, _split_attn_macs, _split_attn_elements, _global_window_field, _check_spatial),
+    "selective_kernel": Rule(
+        _window_shape, _selective_kernel_macs, _selective_kernel_elements, _selective_kernel_field, _check_spatial
+    ),
+    "res2": Rule(_window_shape, _res2_macs, _res2_elements, _res2_field, _check_spatial),
+    "attention_pool": Rule(
+        _tokens_shape, _attention_pool_macs, _attention_pool_elements, _global_field, _check_spatial
+    ),
+    "probed": Rule(_unchanged, field=_unknown_field),  # counted by a probe; numbers.costs asks for one
 }
 
 

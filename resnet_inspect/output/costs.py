@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .document import Column, Document, Heading, Share, Styled, Table, count, counted, note, plain
-from .text import CONVENTION, giga, shape_text, size_text, unrecognised_text
+from .text import CONVENTION, giga, listed, shape_text, size_text
 
 if TYPE_CHECKING:
     from ..measure.bench import BenchResult
@@ -15,10 +15,6 @@ if TYPE_CHECKING:
     from ..numbers.detection import SplitCosts
     from ..numbers.fields import FieldReport
 
-TRACED = (
-    "not a ResNet the walker recognises: costs from one forward pass on meta tensors with hooks on "
-    "its layers; stages are its top-level children"
-)
 PART_COLUMNS = (
     plain("name"),
     counted("params"),
@@ -80,18 +76,26 @@ def _layers_table(costs: Costs) -> Table:
     return table
 
 
-def costs_document(
-    costs: Costs, per: str = "stage", traced: bool = False, unrecognised: Sequence[str] = ()
-) -> Document:
-    """`flops` for one model: a header, then one row per stage, block or layer."""
+def costs_document(costs: Costs, per: str = "stage", probed: Sequence[str] = ()) -> Document:
+    """`flops` for one model: a header, then one row per stage, block or layer, and what was not
+    counted by the rules (counted from a forward pass, or not at all)."""
     table = _layers_table(costs) if per == "layer" else _parts_table(costs, per)
     doc = Document([_heading(costs), table], csv=table)
-    if traced:
-        doc.parts.append(note(TRACED, "yellow"))
-    if unrecognised:
-        doc.parts.append(note(unrecognised_text(unrecognised), "yellow"))
+    doc.parts += [note(text, "yellow") for text in completeness(costs, probed)]
     doc.parts.append(note(CONVENTION))
     return doc
+
+
+def completeness(costs: Costs, probed: Sequence[str] = ()) -> list[str]:
+    """One line per way the numbers were obtained other than the rules, and what is missing."""
+    lines = list(costs.notes)
+    counted = [name for name in probed if name not in {u.module for u in costs.uncounted}]
+    if counted:
+        lines.append(f"counted from a meta-tensor forward of the module alone: {listed(counted)}")
+    if costs.uncounted:
+        modules = [f"{u.module} ({u.kind})" for u in costs.uncounted]
+        lines.append(f"INCOMPLETE: not counted: {listed(modules)}; every total is a lower bound")
+    return lines
 
 
 def many_costs_csv(all_costs: Sequence[Costs], per: str) -> Table:
@@ -171,6 +175,12 @@ RF_LEGEND = (
 )
 
 
+WHOLE_INPUT = (
+    "whole input: a global pool (squeeze-excitation, ECA, split attention, selective kernel) or attention "
+    "on the path makes every unit depend on every input pixel; the local field is that of the windows alone"
+)
+
+
 def _aligned(flag: bool) -> Styled:
     return Styled("yes", "green") if flag else Styled("no", "yellow")
 
@@ -196,6 +206,12 @@ def rf_document(report: FieldReport, per: str = "block") -> Document:
     if per == "block":
         doc.parts.append(blocks)
         doc.csv = Table("per stage and block", RF_COLUMNS, stages.rows + blocks.rows, stages.styles + blocks.styles)
+    if any(row.whole_input for row in report.blocks):
+        doc.parts.append(note(WHOLE_INPUT, "cyan"))
+    if not report.complete:
+        doc.parts.append(
+            note("INCOMPLETE: a module no rule describes lies on the path; fields after it may be larger", "yellow")
+        )
     doc.parts.append(note(RF_LEGEND))
     return doc
 

@@ -82,6 +82,9 @@ def show(
         "stem": _pick(record.stem, STEM_FIELDS),
         "blocks": blocks,
         "unrecognised": list(record.unrecognised),
+        "complete": not (record.probed or record.unrecognised),
+        "uncounted": [{"module": op.name, "kind": op.module, "reason": "no rule describes it"} for op in record.probed]
+        + [{"module": item.split(" ")[0], "kind": item, "reason": "between stages"} for item in record.unrecognised],
     }
     if frozen:
         data["freeze"] = freeze(frozen)
@@ -125,6 +128,9 @@ def flops(costs: Costs, per: str = "stage", **extra: Any) -> dict[str, Any]:
         "dtype": costs.dtype,
         "convention": CONVENTION,
         "stages": [part(p) for p in costs.stages],
+        "complete": costs.complete,
+        "uncounted": [{"module": u.module, "kind": u.kind, "reason": u.reason} for u in costs.uncounted],
+        "notes": list(costs.notes),
     }
     if per == "block":
         data["blocks"] = [part(p) for p in costs.blocks]
@@ -166,15 +172,23 @@ def split(sc: SplitCosts, frozen: Freeze | None = None) -> dict[str, Any]:
     return data
 
 
+def field_row(row: Any) -> dict[str, Any]:
+    """One receptive-field row; `global` when a global pool or attention makes it the whole input."""
+    data = jsonable(row)
+    data["global"] = data.pop("whole_input")
+    return data
+
+
 def rf(report: FieldReport) -> dict[str, Any]:
     """`rf --json`."""
     return {
         "schema": RF,
         "model": report.model,
         "output_stride": report.output_stride,
-        "stem": jsonable(report.stem),
-        "blocks": jsonable(report.blocks),
-        "stages": jsonable(report.stages),
+        "stem": field_row(report.stem),
+        "blocks": [field_row(row) for row in report.blocks],
+        "stages": [field_row(row) for row in report.stages],
+        "complete": report.complete,
     }
 
 

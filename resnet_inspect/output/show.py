@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..records.types import BLOCK_FIELDS
 from .document import Column, Document, Heading, Table, count, counted, note, plain
-from .text import describe_spec, family, shape_text, unrecognised_text
+from .text import describe_spec, family, listed, shape_text
 
 if TYPE_CHECKING:
     from ..model.checkpoint import CheckpointReport
@@ -108,8 +108,13 @@ def show_document(
                 *shape,
             )
         doc.parts.append(table)
+    if record.probed:
+        modules = [f"{op.name} ({op.module})" for op in record.probed]
+        doc.parts.append(
+            note(f"read by no rule (flops counts them from a forward pass of each alone): {listed(modules)}", "yellow")
+        )
     if record.unrecognised:
-        doc.parts.append(note(unrecognised_text(record.unrecognised), "yellow"))
+        doc.parts.append(note(f"INCOMPLETE: left out: {listed(record.unrecognised)}", "yellow"))
     if frozen:
         doc.parts.append(freeze_note(frozen))
     doc.csv = blocks_csv(record, costs)

@@ -65,14 +65,7 @@ def family(spec: NetSpec) -> str:
     return f"{base}-{letters.get((stride_at, spec.stem, spec.shortcut), '?')}"
 
 
-def unrecognised_text(items: Sequence[str], first: int = 3) -> str:
-    """Leaves the walker has no rule for, grouped by kind: '16 x SEModule (...): layer1.0.se, ...'."""
-    groups: dict[str, list[str]] = {}
-    for item in items:
-        name, _, kind = item.partition(" (")
-        groups.setdefault(kind.rstrip(")"), []).append(name)
-    lines = []
-    for kind, names in groups.items():
-        more = f", ... ({len(names) - first} more)" if len(names) > first else ""
-        lines.append(f"{len(names)} x {kind}: {', '.join(names[:first])}{more}")
-    return "not understood, so not counted: " + "; ".join(lines)
+def listed(names: Sequence[str], first: int = 3) -> str:
+    """'a, b, c, ... (4 more)'."""
+    more = f", ... ({len(names) - first} more)" if len(names) > first else ""
+    return ", ".join(names[:first]) + more

@@ -8,8 +8,29 @@ from typing import Literal
 
 # Op kinds: each has one entry in numbers.rules.RULES, which says what it does to a shape, what it
 # costs and how it moves a receptive field.
-OpKind = Literal["conv", "linear", "bn", "maxpool", "avgpool", "avgpool_same", "adaptive_avgpool"]
+OpKind = Literal[
+    "conv",  # nn.Conv2d and subclasses, read by geometry (`same`: TF padding at run time)
+    "blur",  # anti-aliasing blur pool: a fixed depthwise k x k conv with stride (Zhang 2019)
+    "linear",  # on the flattened features, or on the last dimension (tokens)
+    "bn",  # batch norms, frozen ones too
+    "gn",  # group norms
+    "norm",  # other per-channel norms (EvoNorm, filter response norm)
+    "pad",  # constant padding
+    "maxpool",
+    "avgpool",
+    "avgpool_same",
+    "adaptive_avgpool",
+    "se",  # squeeze-excitation: global pool, C -> hidden -> C, gate (Hu et al. 2018)
+    "eca",  # efficient channel attention: global pool, 1-D conv of kernel k across channels
+    "split_attn",  # ResNeSt's split attention: conv into `paths` radix groups, attention over them
+    "selective_kernel",  # SKNet: `paths` convs of growing dilation, attention over them
+    "res2",  # Res2Net's split-and-chain 3x3 convs over `paths` channel groups
+    "attention_pool",  # CLIP's attention pool: tokens = H*W + 1, q/k/v/proj and attention
+    "probed",  # a module no rule describes: counted from a meta-tensor forward of it alone
+]
 POOLS = ("maxpool", "avgpool", "avgpool_same")
+CONV_KINDS = ("conv", "split_attn", "selective_kernel", "res2")  # what makes a residual block's main path
+ATTENTION_KINDS = ("se", "eca", "split_attn", "selective_kernel")
 # The public fields of the records (JSON, CSV and diff show these; ops and branches stay internal).
 BLOCK_FIELDS = (
     "name",
@@ -28,13 +49,16 @@ BLOCK_FIELDS = (
     "base_width",
     "downsample",
     "params",
+    "attention",
+    "anti_alias",
 )
 STEM_FIELDS = ("kind", "convs", "widths", "pool", "in_ch", "out_ch", "stride", "params")
 
 
 @dataclass(frozen=True)
 class Op:
-    """One leaf layer as read from its module: kind, channels, window geometry, parameters."""
+    """One layer (or one composite whose data flow is known) as read from its module: kind, channels,
+    window geometry, parameters."""
 
     name: str
     kind: OpKind
@@ -48,6 +72,12 @@ class Op:
     ceil_mode: bool = False
     output_size: tuple[int | None, int | None] | None = None  # adaptive pools only
     params: int = 0
+    same: bool = False  # TF "same" padding computed at run time (conv, avgpool_same)
+    hidden: int = 0  # a gate's squeezed channels (se, split_attn, selective_kernel) or embedding width
+    paths: int = 1  # radix (split_attn), paths (selective_kernel), scale (res2)
+    chained: bool = False  # res2: each split's 3x3 also sees the previous one's output
+    split: bool = True  # selective_kernel: each path sees 1/paths of the input channels
+    module: str = ""  # the module's class, for kinds read from a whole composite (and probed ones)
 
     def window(self) -> str:
         """'3x3/2', '1x1': kernel and stride as the tables print them."""
@@ -99,6 +129,8 @@ class BlockRecord:
     params: int
     main: tuple[Op, ...]
     shortcut: tuple[Op, ...]
+    attention: str | None = None  # se, eca, split_attn or selective_kernel on the main path
+    anti_alias: str | None = None  # blur or avgpool: the pool that carries the stride (Zhang 2019)
 
     @property
     def shortcut_layers(self) -> str | None:
@@ -122,7 +154,7 @@ class NetRecord:
     blocks: tuple[BlockRecord, ...]
     head: tuple[Op, ...]
     params: int
-    unrecognised: tuple[str, ...]  # "name (Type)" of leaves with no rule
+    unrecognised: tuple[str, ...]  # "name (Type)" of modules left out (between stages)
     state: tuple[tuple[str, tuple[int, ...]], ...] = ()  # state-dict names and shapes (walk(state=True))
 
     @property
@@ -136,6 +168,12 @@ class NetRecord:
         for block in self.blocks:
             grouped.setdefault(block.stage, []).append(block)
         return {stage: tuple(blocks) for stage, blocks in grouped.items()}
+
+    @property
+    def probed(self) -> tuple[Op, ...]:
+        """Ops no rule describes, to be counted from a forward pass of their module alone."""
+        ops = (*self.stem.ops, *(op for b in self.blocks for op in (*b.main, *b.shortcut)), *self.head)
+        return tuple(op for op in ops if op.kind == "probed")
 
     @property
     def head_params(self) -> int:
