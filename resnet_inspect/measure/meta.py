@@ -73,6 +73,11 @@ def counting() -> Iterator[tuple[FlopCounterMode, _OutputElements]]:
         yield flops, elements
 
 
+def input_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype the module's weights expect of an input (its first floating parameter's)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.get_default_dtype())
+
+
 def first_tensor(value: Any) -> torch.Tensor | None:
     """A module's output as one tensor: itself, the last of a dict or the first of a tuple/list."""
     if isinstance(value, torch.Tensor):
@@ -103,7 +108,7 @@ def _run(model: nn.Module, name: str, shape: Shape) -> Probed | None:
     try:
         module = model.get_submodule(name)
         with evaluating(module), counting() as (flops, elements):
-            out = first_tensor(module(torch.empty((1, *shape), device="meta")))
+            out = first_tensor(module(torch.empty((1, *shape), device="meta", dtype=input_dtype(module))))
     except Exception:  # noqa: BLE001 - a module that cannot run alone is reported as not counted
         return None
     if out is None:

@@ -20,7 +20,7 @@ from ..numbers.rules import Shape
 from ..numbers.sizes import check_input
 from ..records.readers import read
 from ..records.types import NetRecord
-from .meta import counting, evaluating, first_tensor, on_meta
+from .meta import counting, evaluating, first_tensor, input_dtype, on_meta
 
 NOTE = (
     "not a ResNet the walker recognises: costs from one forward pass on meta tensors (torch's "
@@ -60,7 +60,7 @@ def _forward(meta: nn.Module, channels: int, height: int, width: int, label: str
         hooks.append(child.register_forward_hook(record))
     try:
         with evaluating(meta), counting() as (flops, _):
-            meta(torch.empty(1, channels, height, width, device="meta"))
+            meta(torch.empty(1, channels, height, width, device="meta", dtype=input_dtype(meta)))
     except Exception as error:  # noqa: BLE001 - the model's own forward refusing this input
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InspectError(

@@ -247,8 +247,7 @@ def _global_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
 
 def _selective_kernel_field(op: Op, field: Field, axis: int, size: int | None) -> Field:
     """The widest path (dilation = paths, padding alike), then the global attention."""
-    widest = _window_step(op, field, axis, op.kernel[axis], op.stride[axis], op.paths, op.paths)
-    return replace(widest, whole_input=True)
+    return replace(_window_field(op, field, axis, size), whole_input=True)
 
 
 def _res2_field(op: Op, field: Field, axis: int, size: int | None) -> Field:

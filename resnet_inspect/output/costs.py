@@ -167,6 +167,7 @@ RF_COLUMNS = (
     plain("aligned"),
     Column("main", key="main_size"),
     Column("shortcut", key="shortcut_size"),
+    Column("sees", left=True, text=lambda whole: "whole input" if whole else "window", key="global"),
 )
 RF_LEGEND = (
     "size: pixels one unit sees; jump: pixels between neighbouring units; padding: how far unit 0's "
@@ -176,7 +177,7 @@ RF_LEGEND = (
 
 
 WHOLE_INPUT = (
-    "whole input: a global pool (squeeze-excitation, ECA, split attention, selective kernel) or attention "
+    "sees whole input: a global pool (squeeze-excitation, ECA, split attention, selective kernel) or attention "
     "on the path makes every unit depend on every input pixel; the local field is that of the windows alone"
 )
 
@@ -201,6 +202,7 @@ def rf_document(report: FieldReport, per: str = "block") -> Document:
                 _aligned(row.aligned),
                 row.main_size,
                 row.shortcut_size,
+                row.whole_input,
             )
     doc = Document([heading, stages], csv=stages)
     if per == "block":

@@ -223,7 +223,7 @@ def read_selective_kernel(name: str, m: nn.Module) -> Op:
         first.out_ch,
         first.kernel,
         first.stride,
-        first.padding,
+        (paths, paths),  # the widest path's padding and dilation (every path keeps the size)
         (paths, paths),
         first.groups,
         params=all_params(m),
