@@ -23,7 +23,13 @@ EPILOG_NAMES = (
     "torchvision:NAME or timm:NAME (if installed; @os8 and @key=value pass through), or your own "
     "path/to/file.py:factory or package.module:factory (this runs your code)."
 )
-FLAGS = {"strict": "--non-strict", "stage": "--stage"}  # API parameter -> flag, where not just --param-name
+FLAGS = {
+    "strict": "--non-strict",
+    "stage": "--stage",
+    "attention": "--attn",
+    "anti_alias": "--aa",
+    "attention_reduction": "--se-reduction",
+}  # API parameter -> flag, where not just --param-name
 
 
 def flag(param: str) -> str:
@@ -97,8 +103,36 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3."),
         click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
         click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
-        click.option("--stem", type=click.Choice(["classic", "deep"]), help="7x7 conv, or three 3x3 convs."),
+        click.option(
+            "--stem",
+            type=click.Choice(["classic", "deep", "tiered"]),
+            help="7x7 conv, or three 3x3 convs (tiered: widths 3/4, 1, 2 x stem width).",
+        ),
         click.option("--stem-width", type=int, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
+        click.option(
+            "--stem-pool",
+            type=click.Choice(["torch", "caffe", "conv"]),
+            help="The stem's /2 pool: torch's padded 3x3 max-pool, Caffe's unpadded ceil-mode one, or "
+            "ResNet-RS's strided 3x3 conv.",
+        ),
+        click.option(
+            "--attn",
+            "attention",
+            type=click.Choice(["none", "se", "eca"]),
+            help="Attention in every block: squeeze-excitation or ECA (timm's placement).",
+        ),
+        click.option(
+            "--se-reduction", "attention_reduction", type=int, help="SE's squeeze: C / this (16; ResNet-RS 4)."
+        ),
+        click.option(
+            "--aa",
+            "anti_alias",
+            type=click.Choice(["none", "blur", "avg"]),
+            help="Anti-aliasing: a blur or average pool carries each stride after the 3x3 (Zhang 2019).",
+        ),
+        click.option(
+            "--norm", type=click.Choice(["bn", "gn", "frozen_bn"]), help="Batch, group (32) or frozen batch norm."
+        ),
         click.option(
             "--shortcut",
             type=click.Choice(["conv", "avgpool"]),

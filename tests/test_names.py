@@ -106,7 +106,7 @@ def test_switching_to_a_deep_stem_uses_the_papers_widths_unless_told():
         ("resnet50@groups=0", "at least 1"),
         ("resnet18@groups=32", "@groups, width_per_group do not apply to basic blocks"),
         ("resnet50@os8,os=16", "given twice"),
-        ("resnet50@stem=tall", "@stem must be classic or deep"),
+        ("resnet50@stem=tall", "@stem must be classic, deep or tiered"),
         ("resnet50@classes=-1", "@classes must be a non-negative integer"),
         ("", "unknown model"),
     ],

@@ -257,7 +257,7 @@ def test_composite_layers_are_counted_alone_not_read_as_a_chain():
 
 def test_a_module_read_but_never_called_is_caught_by_a_forward_pass():
     model = build(resolve("resnet50"))
-    model.layer1[0].se = Excite(256).to("meta")  # an attribute the block's forward never calls
+    model.layer1[0].gate = Excite(256).to("meta")  # an attribute the block's forward never calls
     report = ri.inspect(model, input=224)
     assert report.macs == 4_089_184_256 and report.output_stride == 32  # what actually runs
     assert any("was not used" in note for note in report.costs.notes)

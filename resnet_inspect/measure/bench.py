@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import InspectError
 from ..machine import available_bytes, cpu_name
-from ..model.build import check_device, init_weights, tensor_bytes
+from ..model.build import check_device, materialise, tensor_bytes
 from ..model.checkpoint import load_into
 from ..numbers.costs import DTYPE_BYTES, Costs, peak_activation_elements
 
@@ -120,8 +120,7 @@ def run(
     materialised here with torchvision's initialisation, then the `weights` file when given."""
     target = preflight(model, costs, device, dtype, warmup, iters)
     estimated = sum(estimate_bytes(model, costs, dtype))  # of the float32 meta model, before the cast
-    model = model.to_empty(device=target)
-    init_weights(model)
+    model = materialise(model, target)
     if weights:
         load_into(model, weights, strict)
     model = model.to(dtype=DTYPES[dtype]).eval()

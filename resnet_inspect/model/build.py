@@ -7,7 +7,9 @@ from torch import nn
 
 from ..errors import InspectError
 from ..machine import available_bytes
-from .layers import ResNet
+from .layers import BlurPool2d, FrozenBatchNorm2d
+from .preact import PreActResNet
+from .resnet import ResNet
 from .spec import NetSpec
 
 DEVICES = ("meta", "cpu", "cuda")
@@ -31,30 +33,54 @@ def check_device(device: str) -> torch.device:
 
 
 def init_weights(model: nn.Module) -> None:
-    """torchvision's initialisation: Kaiming-normal convs (fan_out), BN weight 1 and bias 0."""
+    """torchvision's initialisation: Kaiming-normal convs (fan_out), norms weight 1 and bias 0, the
+    default for linear layers and 1-D convs (ECA), a frozen batch norm as the identity."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.GroupNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.Linear, nn.Conv1d)):
+                m.reset_parameters()
+            elif isinstance(m, FrozenBatchNorm2d):
+                for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+                    getattr(m, name).fill_(fill)
+
+
+def _constants(model: nn.Module) -> None:
+    """Buffers that are part of the architecture, not of the weights (the blur filters)."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            m.reset_parameters()
+        if isinstance(m, BlurPool2d):
+            m.reset_filter()
 
 
-def build(spec: NetSpec, device: str = "meta", init: bool = False) -> ResNet:
+def build(spec: NetSpec, device: str = "meta", init: bool = False) -> nn.Module:
     """The module for `spec` on `device`; weights are left uninitialised unless `init` (the layers are
     created on the meta device, so inspecting never pays for initialisation)."""
     target = check_device(device)
-    model = ResNet(spec, device="meta")
+    model = (PreActResNet if spec.preact else ResNet)(spec, device="meta")
     if target.type == "meta":
         return model  # nothing will run: train/eval mode is moot, and setting it costs a walk
     check_fits(model, target)
-    model = model.to_empty(device=target)
+    return materialise(model, target, init).eval()
+
+
+def materialise(model: nn.Module, device: torch.device, init: bool = True) -> nn.Module:
+    """A meta-built model on a real device: memory for every tensor, the architecture's constant
+    buffers filled in, and torchvision's initialisation when `init`."""
+    model = model.to_empty(device=device)
+    _constants(model)
     if init:
         init_weights(model)
-    return model.eval()
+    return model
 
 
 def tensor_bytes(model: nn.Module) -> int:

@@ -1,8 +1,6 @@
-"""The family's modules: stems, blocks, shortcuts and the ResNet trunk, built from a NetSpec.
-
-Module and parameter names are torchvision's (conv1, bn1, layer1..4, downsample.0/.1, fc); the deep
-stem and the avg-pool shortcut use timm's (conv1.0..6, downsample.0 pool, .1 conv, .2 bn), so that
-state dicts of both load with strict=True into the model of the same name.
+"""The family's building layers: convs and norms made without initialisation, timm's same-padded pool,
+the attention gates (squeeze-excitation, ECA), the anti-aliasing blur pool, a frozen batch norm and
+the pre-activation norm-acts. Names and state-dict entries follow timm's, so checkpoints load.
 
 Layers are created without their default initialisation (`make`): the model is built on the meta
 device, where initialising would only cost time, and `build.init_weights` gives real weights when
@@ -11,6 +9,9 @@ asked. Nothing process-wide is patched, so building is safe from any number of t
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import same_padding
-from .spec import BlockSpec, NetSpec, ShortcutSpec, StemSpec
+from .spec import GN_GROUPS
 
 Layer = TypeVar("Layer", bound=nn.Module)
 
@@ -27,9 +28,9 @@ def _skip_reset(self: nn.Module) -> None:
     return None
 
 
-_UNINITIALISED: dict[type, type] = {
-    cls: type(cls.__name__, (cls,), {"reset_parameters": _skip_reset}) for cls in (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
-}
+@functools.cache
+def _uninitialised(cls: type) -> type:
+    return type(cls.__name__, (cls,), {"reset_parameters": _skip_reset})
 
 
 def make(cls: type[Layer], *args: Any, **kwargs: Any) -> Layer:
@@ -38,7 +39,7 @@ def make(cls: type[Layer], *args: Any, **kwargs: Any) -> Layer:
     The layer is constructed as a subclass whose `reset_parameters` does nothing, then given back its
     own class: the result is an ordinary `cls` instance, and no class other threads use is touched.
     """
-    layer = _UNINITIALISED[cls](*args, **kwargs)
+    layer = _uninitialised(cls)(*args, **kwargs)
     layer.__class__ = cls
     return layer
 
@@ -57,123 +58,130 @@ class SamePadAvgPool2d(nn.AvgPool2d):
         return F.avg_pool2d(x, self.kernel_size, self.stride, 0, self.ceil_mode, self.count_include_pad)
 
 
-def conv(
-    in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1, **dd: Any
-) -> nn.Conv2d:
-    """A bias-free conv padded to keep the size (padding = dilation x (kernel - 1) / 2)."""
-    padding = dilation * (kernel - 1) // 2
-    return make(nn.Conv2d, in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False, **dd)
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics and affine terms, all buffers (torchvision's, for detection
+    backbones): y = (x - mean) / sqrt(var + eps) * weight + bias."""
 
-
-def norm(channels: int, **dd: Any) -> nn.BatchNorm2d:
-    """The family's batch norm."""
-    return make(nn.BatchNorm2d, channels, **dd)
-
-
-def shortcut(in_ch: int, out_ch: int, spec: ShortcutSpec, dd: dict[str, Any]) -> nn.Sequential:
-    """A projection shortcut: conv + BN (torchvision), or pool + conv + BN (ResNet-D)."""
-    if spec.kind == "conv":
-        return nn.Sequential(conv(in_ch, out_ch, 1, spec.stride, **dd), norm(out_ch, **dd))
-    pool: nn.Module
-    if spec.pool == "avg":
-        pool = nn.AvgPool2d(2, spec.stride, ceil_mode=True, count_include_pad=False)
-    elif spec.pool == "avg_same":
-        pool = SamePadAvgPool2d((2, 2), (1, 1), ceil_mode=True, count_include_pad=False)
-    else:
-        pool = nn.Identity()
-    return nn.Sequential(pool, conv(in_ch, out_ch, 1, **dd), norm(out_ch, **dd))
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs (the first carries the stride) plus the shortcut."""
-
-    expansion = 1
-
-    def __init__(self, b: BlockSpec, dd: dict[str, Any]) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, device: Any = None) -> None:
         super().__init__()
-        self.conv1 = conv(b.in_ch, b.planes, 3, b.stride, b.first_dilation, **dd)
-        self.bn1 = norm(b.planes, **dd)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv(b.planes, b.planes, 3, 1, b.dilation, **dd)
-        self.bn2 = norm(b.planes, **dd)
-        self.downsample = shortcut(b.in_ch, b.out_ch, b.shortcut, dd) if b.shortcut else None
+        self.num_features, self.eps = num_features, eps
+        for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((num_features,), fill, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        """The affine form of a batch norm in eval mode."""
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
 
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (grouped, dilated), 1x1 expand; the stride on the 3x3 or on the first 1x1."""
-
-    expansion = 4
-
-    def __init__(self, b: BlockSpec, dd: dict[str, Any]) -> None:
-        super().__init__()
-        stride_1x1, stride_3x3 = (b.stride, 1) if b.stride_at == "1x1" else (1, b.stride)
-        self.conv1 = conv(b.in_ch, b.width, 1, stride_1x1, **dd)
-        self.bn1 = norm(b.width, **dd)
-        self.conv2 = conv(b.width, b.width, 3, stride_3x3, b.first_dilation, b.groups, **dd)
-        self.bn2 = norm(b.width, **dd)
-        self.conv3 = conv(b.width, b.out_ch, 1, **dd)
-        self.bn3 = norm(b.out_ch, **dd)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = shortcut(b.in_ch, b.out_ch, b.shortcut, dd) if b.shortcut else None
+class BatchNormReLU(nn.BatchNorm2d):
+    """Batch norm then ReLU, one module (a pre-activation block's norm; timm's BatchNormAct2d)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """relu(bn3(conv3(...conv1(x))) + shortcut(x))."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        """relu(bn(x))."""
+        return F.relu(super().forward(x), inplace=True)
 
 
-def stem_conv(stem: StemSpec, dd: dict[str, Any]) -> nn.Module:
-    """One 7x7/2 conv, or three 3x3 convs (the first /2) with BN and ReLU between them."""
-    if stem.kind == "classic":
-        return conv(3, stem.out_ch, 7, 2, **dd)
-    w0, w1, w2 = stem.widths
-    return nn.Sequential(
-        conv(3, w0, 3, 2, **dd),
-        norm(w0, **dd),
-        nn.ReLU(inplace=True),
-        conv(w0, w1, 3, 1, **dd),
-        norm(w1, **dd),
-        nn.ReLU(inplace=True),
-        conv(w1, w2, 3, 1, **dd),
-    )
-
-
-class ResNet(nn.Module):
-    """The whole family from one NetSpec: stem, layer1..4, global average pool, fc."""
-
-    def __init__(self, spec: NetSpec, device: str | torch.device | None = None) -> None:
-        super().__init__()
-        dd = {"device": device}
-        self.spec = spec
-        stem = spec.stem_spec()
-        self.conv1 = stem_conv(stem, dd)
-        self.bn1 = norm(stem.out_ch, **dd)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        block_class = Bottleneck if spec.block == "bottleneck" else BasicBlock
-        for stage, blocks in enumerate(spec.stages(), start=1):
-            self.add_module(f"layer{stage}", nn.Sequential(*(block_class(b, dd) for b in blocks)))
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        out_ch = spec.blocks()[-1].out_ch
-        self.fc = make(nn.Linear, out_ch, spec.num_classes, **dd) if spec.num_classes else nn.Identity()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The trunk: stem and every stage, before pooling."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in range(1, len(self.spec.layers) + 1):
-            x = getattr(self, f"layer{stage}")(x)
-        return x
+class GroupNormReLU(nn.GroupNorm):
+    """Group norm then ReLU, one module (timm's GroupNormAct)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (or pooled features when num_classes is 0)."""
-        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+        """relu(gn(x))."""
+        return F.relu(super().forward(x), inplace=True)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (Hu et al. 2018), as timm's SEModule: the input times a per-channel gate
+    computed from its global average: sigmoid(fc2(relu(fc1(mean))))."""
+
+    def __init__(self, channels: int, hidden: int, device: Any = None) -> None:
+        super().__init__()
+        self.fc1 = make(nn.Conv2d, channels, hidden, 1, device=device)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = make(nn.Conv2d, hidden, channels, 1, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x * gate(x)."""
+        return x * self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
+
+
+class EfficientChannelAttention(nn.Module):
+    """ECA (Wang et al. 2020), as timm's EcaModule: a 1-D conv of kernel k across the pooled channels
+    makes the per-channel gate."""
+
+    def __init__(self, kernel: int, device: Any = None) -> None:
+        super().__init__()
+        self.conv = make(nn.Conv1d, 1, 1, kernel, padding=(kernel - 1) // 2, bias=False, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x * sigmoid(conv1d(mean over the map))."""
+        gate = self.conv(x.mean((2, 3)).unsqueeze(1)).sigmoid()
+        return x * gate.view(x.shape[0], -1, 1, 1)
+
+
+class BlurPool2d(nn.Module):
+    """Anti-aliasing blur pool (Zhang 2019), as timm's: reflect padding, then a fixed binomial
+    filt x filt depthwise conv with the stride. The filter is a buffer outside the state dict."""
+
+    def __init__(self, channels: int, stride: int = 2, filt_size: int = 3, device: Any = None) -> None:
+        super().__init__()
+        self.channels, self.stride, self.filt_size = channels, stride, filt_size
+        self.padding = [((stride - 1) + (filt_size - 1)) // 2] * 4
+        self.register_buffer("filt", torch.empty(channels, 1, filt_size, filt_size, device=device), persistent=False)
+        self.reset_filter()
+
+    def reset_filter(self) -> None:
+        """The binomial filter, e.g. [1, 2, 1] x [1, 2, 1] / 16 for size 3 (a no-op on meta)."""
+        if self.filt.is_meta:
+            return
+        coeffs = torch.tensor([math.comb(self.filt_size - 1, k) for k in range(self.filt_size)], dtype=torch.float32)
+        coeffs = coeffs / coeffs.sum()
+        with torch.no_grad():
+            self.filt.copy_((coeffs[:, None] * coeffs[None, :]).expand_as(self.filt))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Blur, then subsample."""
+        return F.conv2d(F.pad(x, self.padding, mode="reflect"), self.filt, stride=self.stride, groups=self.channels)
+
+
+@dataclass(frozen=True)
+class Factory:
+    """Makes the layers of one network: on one device, with one kind of norm."""
+
+    device: Any = None
+    norm_kind: str = "bn"
+
+    def conv(
+        self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1
+    ) -> nn.Conv2d:
+        """A bias-free conv padded to keep the size (padding = dilation x (kernel - 1) / 2)."""
+        padding = dilation * (kernel - 1) // 2
+        return make(nn.Conv2d, in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False, device=self.device)
+
+    def norm(self, channels: int, act: bool = False) -> nn.Module:
+        """The network's norm (batch, group of 32, frozen batch), with the ReLU inside when `act`."""
+        if self.norm_kind == "gn":
+            return make(GroupNormReLU if act else nn.GroupNorm, GN_GROUPS, channels, device=self.device)
+        if self.norm_kind == "frozen_bn":
+            norm = FrozenBatchNorm2d(channels, device=self.device)
+            return nn.Sequential(norm, nn.ReLU(inplace=True)) if act else norm
+        return make(BatchNormReLU if act else nn.BatchNorm2d, channels, device=self.device)
+
+    def linear(self, in_features: int, out_features: int) -> nn.Linear:
+        """A classifier."""
+        return make(nn.Linear, in_features, out_features, device=self.device)
+
+    def attention(self, kind: str, channels: int, size: int) -> nn.Module | None:
+        """Squeeze-excitation (size: squeezed channels), ECA (size: kernel), or none."""
+        if kind == "se":
+            return SqueezeExcite(channels, size, device=self.device)
+        if kind == "eca":
+            return EfficientChannelAttention(size, device=self.device)
+        return None
+
+    def anti_alias(self, kind: str, channels: int, stride: int) -> nn.Module:
+        """The pool that carries a stride instead of a conv: timm's blur pool, or its AvgPool2d(stride)."""
+        if kind == "blur":
+            return BlurPool2d(channels, stride, device=self.device)
+        return nn.AvgPool2d(stride)

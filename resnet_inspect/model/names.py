@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import InspectError
-from .spec import BASIC_DEPTHS, BOTTLENECK_DEPTHS, PADDLE_DEPTHS, NetSpec
+from .spec import BASIC_DEPTHS, BOTTLENECK_DEPTHS, PADDLE_DEPTHS, RS_DEPTHS, NetSpec
 
 _NUMBER = r"[1-9][0-9]*"  # no leading zeros: "resnet050" is a typo, not resnet50
 
@@ -33,14 +33,35 @@ LETTERS: Mapping[str, dict[str, Any]] = {
     "c": {"stem": "deep", "stem_width": 32, "convention": "timm"},
     "d": {"stem": "deep", "stem_width": 32, "shortcut": "avgpool", "convention": "timm"},
     "s": {"stem": "deep", "stem_width": 64, "convention": "timm"},
+    "t": {"stem": "tiered", "stem_width": 32, "shortcut": "avgpool", "convention": "timm"},
+}
+# timm's prefixes and infixes: attention (Hu et al. 2018; Wang et al. 2020) and anti-aliasing (Zhang 2019).
+ATTENTION_PREFIXES: Mapping[str, dict[str, Any]] = {"se": {"attention": "se"}, "eca": {"attention": "eca"}}
+ANTI_ALIAS_INFIXES: Mapping[str, dict[str, Any]] = {"aa": {"anti_alias": "avg"}, "blur": {"anti_alias": "blur"}}
+# ResNet-RS (Bello et al. 2021) as timm builds it; ResNetV2 (He et al. 2016b) as timm lays it out.
+FAMILIES: Mapping[str, dict[str, Any]] = {
+    "resnetrs": {
+        "stem": "deep",
+        "stem_width": 32,
+        "stem_pool": "conv",
+        "shortcut": "avgpool",
+        "attention": "se",
+        "attention_reduction": 4,
+    },
+    "resnetv2": {"preact": True},
 }
 
 _GRAMMAR = (
-    re.compile(rf"(?P<family>resnet)(?P<depth>{_NUMBER})(?P<timm>[cds]?)(?P<bot>_v[abcd])?"),
     re.compile(
-        rf"(?P<family>resnext)(?P<depth>{_NUMBER})(?P<timm>[cds]?)"
+        rf"(?P<attn>se|eca)?(?P<family>resnet)(?P<aa>aa|blur)?(?P<depth>{_NUMBER})(?P<timm>[cdst]?)"
+        rf"(?P<bot>_v[abcd])?(?P<gn>_gn)?"
+    ),
+    re.compile(
+        rf"(?P<attn>se|eca)?(?P<family>resnext)(?P<aa>aa|blur)?(?P<depth>{_NUMBER})(?P<timm>[cdst]?)"
         rf"_(?P<groups>{_NUMBER})x(?P<width>{_NUMBER})d(?P<bot>_v[abcd])?"
     ),
+    re.compile(rf"(?P<family>resnetrs)(?P<depth>{_NUMBER})"),
+    re.compile(rf"(?P<family>resnetv2)_(?P<depth>{_NUMBER})(?P<timm>[cdst]?)"),
     re.compile(  # Paddle's spelling: resnext50_vd_32x4d
         rf"(?P<family>resnext)(?P<depth>{_NUMBER})(?P<bot>_v[abcd])_(?P<groups>{_NUMBER})x(?P<width>{_NUMBER})d"
     ),
@@ -85,6 +106,30 @@ LISTED: dict[str, tuple[str, ...]] = {
         "resnext101_32x4d",
         "resnext101_32x16d",
     ),
+    # timm's attention, anti-aliasing, tiered-stem, ResNet-RS, pre-activation and GroupNorm variants
+    "timm variants": (
+        "resnet10t",
+        "resnet14t",
+        "resnet26t",
+        "resnet50t",
+        "resnet50_gn",
+        "seresnet50",
+        "seresnet152d",
+        "seresnext50_32x4d",
+        "seresnext101_32x8d",
+        "ecaresnet26t",
+        "ecaresnet50d",
+        "ecaresnet101d",
+        "resnetaa50d",
+        "resnetaa101d",
+        "resnetblur50",
+        "seresnextaa101d_32x8d",
+        "resnetrs50",
+        "resnetrs101",
+        "resnetv2_50",
+        "resnetv2_50d",
+        "resnetv2_101",
+    ),
     # PaddleClas / PaddleSeg ResNet_vd and ResNeXt_vd
     "paddle": (
         "resnet18_vd",
@@ -113,6 +158,12 @@ def normalize(name: str) -> str:
 
 
 def _depth_table(name: str, family: str, depth: int, letter: str) -> tuple[str, tuple[int, ...]]:
+    if family == "resnetrs":
+        if depth not in RS_DEPTHS:
+            raise InspectError(f"{name}: ResNet-RS has depths {', '.join(map(str, RS_DEPTHS))}, not {depth}")
+        return "bottleneck", RS_DEPTHS[depth]
+    if family == "resnetv2":
+        family = "resnet"
     if letter == "_vd" and depth in PADDLE_DEPTHS:
         return "bottleneck", PADDLE_DEPTHS[depth]
     if depth in BASIC_DEPTHS and family == "resnet":
@@ -155,7 +206,15 @@ def _from_grammar(name: str) -> NetSpec | None:
             raise InspectError(f"{name}: wide ResNets widen bottlenecks; depth {depth} uses basic blocks")
         knobs.update(width_per_group=64 * int(parts["factor"]))
     knobs.update(LETTERS.get(letter, {}))
-    if not letter and name not in TORCHVISION_NAMES:  # torchvision's structure, a name it lacks
+    knobs.update(FAMILIES.get(family, {}))
+    knobs.update(ATTENTION_PREFIXES.get(parts.get("attn") or "", {}))
+    knobs.update(ANTI_ALIAS_INFIXES.get(parts.get("aa") or "", {}))
+    if parts.get("gn"):
+        knobs["norm"] = "gn"
+    timm_only = family in FAMILIES or parts.get("attn") or parts.get("aa") or parts.get("gn")
+    if timm_only:
+        knobs["convention"] = "timm"
+    elif not letter and name not in TORCHVISION_NAMES:  # torchvision's structure, a name it lacks
         knobs["convention"] = "timm" if name in TIMM_PLAIN_NAMES else "generic"
     return NetSpec(**knobs)
 
@@ -206,14 +265,19 @@ OVERRIDE_FIELDS = (
     "width_per_group",
     "stem",
     "stem_width",
+    "stem_pool",
     "shortcut",
+    "attention",
+    "attention_reduction",
+    "anti_alias",
+    "norm",
     "num_classes",
     "output_stride",
     "multi_grid",
     "dilation_style",
 )
 
-_STEM_DEFAULT_WIDTH = {"classic": 64, "deep": 32}
+_STEM_DEFAULT_WIDTH = {"classic": 64, "deep": 32, "tiered": 32}
 
 INLINE_KEYS = {  # the compact form used after `@` -> NetSpec field
     "os": "output_stride",
@@ -226,9 +290,14 @@ INLINE_KEYS = {  # the compact form used after `@` -> NetSpec field
     "shortcut": "shortcut",
     "classes": "num_classes",
     "dilation": "dilation_style",
+    "stem_pool": "stem_pool",
+    "attn": "attention",
+    "reduction": "attention_reduction",
+    "aa": "anti_alias",
+    "norm": "norm",
 }
 _FIELD_KEYS = {v: k for k, v in INLINE_KEYS.items()}
-_INT_FIELDS = {"output_stride", "groups", "width_per_group", "stem_width", "num_classes"}
+_INT_FIELDS = {"output_stride", "groups", "width_per_group", "stem_width", "num_classes", "attention_reduction"}
 _LIST_FIELDS = {"layers", "multi_grid"}
 
 

@@ -7,16 +7,27 @@ exists. Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..errors import InspectError
 
 BlockType = Literal["basic", "bottleneck"]
-StemKind = Literal["classic", "deep"]
+StemKind = Literal["classic", "deep", "tiered"]
+StemPool = Literal["torch", "caffe", "conv"]
 ShortcutKind = Literal["conv", "avgpool"]
 StrideAt = Literal["1x1", "3x3"]
 DilationStyle = Literal["torchvision", "paddle"]
+Attention = Literal["none", "se", "eca"]
+AntiAlias = Literal["none", "blur", "avg"]
+Norm = Literal["bn", "gn", "frozen_bn"]
+
+STEM_POOLS = ("torch", "caffe", "conv")
+ATTENTIONS = ("none", "se", "eca")
+ANTI_ALIASES = ("none", "blur", "avg")
+NORMS = ("bn", "gn", "frozen_bn")
+GN_GROUPS = 32  # timm's GroupNorm (He & Wu 2018's default)
 
 EXPANSION = {"basic": 1, "bottleneck": 4}
 STAGE_PLANES = (64, 128, 256, 512)
@@ -35,15 +46,41 @@ BOTTLENECK_DEPTHS = {
     152: (3, 8, 36, 3),
     200: (3, 24, 36, 3),
 }
+BOTTLENECK_DEPTHS[14] = (1, 1, 1, 1)  # timm's resnet14t
 PADDLE_DEPTHS = {200: (3, 12, 48, 3)}  # PaddleClas / PaddleSeg ResNet_vd
+# ResNet-RS (Bello et al. 2021, timm's resnetrs*): its own deeper tables from 270 on
+RS_DEPTHS = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    270: (4, 29, 53, 4),
+    350: (4, 36, 72, 4),
+    420: (4, 44, 87, 4),
+}
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """timm's channel rounding with round_limit 0: the nearest multiple of `divisor`, at least `divisor`."""
+    return max(divisor, int(value + divisor / 2) // divisor * divisor)
+
+
+def eca_kernel(channels: int) -> int:
+    """ECA's kernel from the channel count (Wang et al. 2020, gamma 2, b 1): odd, at least 3."""
+    t = int(abs(math.log2(channels) + 1) / 2)
+    return max(t if t % 2 else t + 1, 3)
 
 
 @dataclass(frozen=True)
 class StemSpec:
-    """The layers before layer1: one 7x7/2 conv, or three 3x3 convs (the first /2); then a 3x3/2 max-pool."""
+    """The layers before layer1: one 7x7/2 conv, or three 3x3 convs (the first /2); then the stem's
+    pool (/2): a 3x3 max-pool padded as torch does or unpadded with ceil_mode as Caffe does, a strided
+    3x3 conv (ResNet-RS), or an anti-aliasing pool."""
 
     kind: StemKind
     widths: tuple[int, ...]
+    pool: StemPool = "torch"
+    anti_alias: AntiAlias = "none"
 
     @property
     def out_ch(self) -> int:
@@ -80,6 +117,9 @@ class BlockSpec:
     dilation: int  # the stage's dilation (a basic block's second 3x3)
     groups: int
     shortcut: ShortcutSpec | None
+    attention: Attention = "none"
+    attention_size: int = 0  # SE: the squeezed channels; ECA: the 1-D kernel
+    anti_alias: AntiAlias = "none"  # the pool that carries the stride (the 3x3 then runs at stride 1)
 
 
 @dataclass(frozen=True)
@@ -92,12 +132,18 @@ class NetSpec:
     width_per_group: int = 64
     stem: StemKind = "classic"
     stem_width: int = 64  # classic: the 7x7's output; deep: the first two 3x3s (the third gives 2x)
+    stem_pool: StemPool = "torch"
     shortcut: ShortcutKind = "conv"
     stride_at: StrideAt = "3x3"
     project_first: bool = False  # every stage's first block projects (Paddle ResNet_vd)
     output_stride: int = 32
     multi_grid: tuple[int, ...] | None = None
     dilation_style: DilationStyle = "torchvision"
+    attention: Attention = "none"
+    attention_reduction: int = 16  # SE: squeezed channels = make_divisible(C / reduction)
+    anti_alias: AntiAlias = "none"
+    norm: Norm = "bn"
+    preact: bool = False  # pre-activation blocks (ResNetV2, He et al. 2016b) in timm's layout
     num_classes: int = 1000
     convention: str = field(default="torchvision", compare=False)  # where the definition comes from
     name: str = field(default="", compare=False)
@@ -116,10 +162,14 @@ class NetSpec:
         return sum(self.layers) * (2 if self.block == "basic" else 3) + 2
 
     def stem_spec(self) -> StemSpec:
-        """The stem's convolution widths."""
+        """The stem's convolution widths and its pool."""
         if self.stem == "classic":
-            return StemSpec("classic", (self.stem_width,))
-        return StemSpec("deep", (self.stem_width, self.stem_width, 2 * self.stem_width))
+            widths: tuple[int, ...] = (self.stem_width,)
+        elif self.stem == "tiered":
+            widths = (3 * (self.stem_width // 4), self.stem_width, 2 * self.stem_width)
+        else:
+            widths = (self.stem_width, self.stem_width, 2 * self.stem_width)
+        return StemSpec(self.stem, widths, self.stem_pool, self.anti_alias)
 
     def with_overrides(self, **changes: object) -> NetSpec:
         """A copy with some knobs changed (validated again)."""
@@ -168,6 +218,11 @@ class NetSpec:
                         dilation=block_dilation,
                         groups=self.groups,
                         shortcut=shortcut,
+                        attention=self.attention,
+                        attention_size=self._attention_size(out_ch if self.block == "bottleneck" else planes),
+                        anti_alias=self.anti_alias
+                        if self.anti_alias != "none" and (block_stride == 2 or first != block_dilation)
+                        else "none",
                     )
                 )
                 in_ch = out_ch
@@ -177,6 +232,13 @@ class NetSpec:
         """The blocks of each stage, in order."""
         blocks = self.blocks()
         return tuple(tuple(b for b in blocks if b.stage == stage) for stage in range(1, len(self.layers) + 1))
+
+    def _attention_size(self, channels: int) -> int:
+        if self.attention == "se":
+            return make_divisible(channels / self.attention_reduction)
+        if self.attention == "eca":
+            return eca_kernel(channels)
+        return 0
 
     def _shortcut(self, stride: int, stage_dilation: int) -> ShortcutSpec:
         if self.shortcut == "conv":
@@ -216,8 +278,8 @@ def check_spec(spec: NetSpec) -> None:
             f"would make a layer of {widest} channels; this tool builds at most {MAX_CHANNELS}{label}",
             ("groups", "width_per_group", "stem_width"),
         )
-    if spec.stem not in ("classic", "deep"):
-        raise InspectError(f"must be classic or deep, not {spec.stem!r}{label}", "stem")
+    if spec.stem not in ("classic", "deep", "tiered"):
+        raise InspectError(f"must be classic, deep or tiered, not {spec.stem!r}{label}", "stem")
     if spec.stem_width < 1:
         raise InspectError(f"must be at least 1, got {spec.stem_width}{label}", "stem_width")
     if spec.shortcut not in ("conv", "avgpool"):
@@ -244,3 +306,52 @@ def check_spec(spec: NetSpec) -> None:
                 f"scales the dilated last stage (DeepLabv3); it needs output stride 8 or 16{label}",
                 "multi_grid",
             )
+    check_knobs(spec, label)
+
+
+def check_knobs(spec: NetSpec, label: str) -> None:
+    """The knobs beyond the plain family: attention, anti-aliasing, norms, the stem pool, pre-activation."""
+    for param, value, allowed in (
+        ("stem_pool", spec.stem_pool, STEM_POOLS),
+        ("attention", spec.attention, ATTENTIONS),
+        ("anti_alias", spec.anti_alias, ANTI_ALIASES),
+        ("norm", spec.norm, NORMS),
+    ):
+        if value not in allowed:
+            raise InspectError(f"must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {value!r}{label}", param)
+    if not 1 <= spec.attention_reduction <= 1024:
+        raise InspectError(f"must be 1 to 1024, got {spec.attention_reduction}{label}", "attention_reduction")
+    if spec.anti_alias != "none" and spec.stride_at == "1x1":
+        raise InspectError(
+            f"needs the stride on the 3x3 (no reference moves a 1x1's stride to a pool){label}", "anti_alias"
+        )
+    if spec.stem_pool == "caffe" and spec.anti_alias != "none":
+        raise InspectError(f"replaces the stem's max-pool; it cannot also be Caffe's{label}", "anti_alias")
+    if spec.norm == "gn":
+        odd = sorted({c for c in _channels(spec) if c % GN_GROUPS})
+        if odd:
+            raise InspectError(
+                f"gn divides channels into {GN_GROUPS} groups; {', '.join(map(str, odd))} do not divide{label}", "norm"
+            )
+    if spec.preact:
+        refused = [
+            ("attention", spec.attention != "none"),
+            ("anti_alias", spec.anti_alias != "none"),
+            ("stem_pool", spec.stem_pool != "torch"),
+            ("stride_at", spec.stride_at != "3x3"),
+            ("dilation_style", spec.dilation_style != "torchvision"),
+        ]
+        named = tuple(param for param, given in refused if given)
+        if named or spec.project_first:
+            raise InspectError(
+                f"do not apply to pre-activation networks (timm's ResNetV2 has none of them){label}",
+                named or "project_first",
+            )
+
+
+def _channels(spec: NetSpec) -> set[int]:
+    """Every channel count a norm of this spec sees."""
+    counts = set(spec.stem_spec().widths)
+    for b in spec.blocks():
+        counts |= {b.width, b.out_ch} if b.block == "bottleneck" else {b.planes}
+    return counts

@@ -18,7 +18,15 @@ from typing import Literal
 
 from torch import nn
 
-from ..model.layers import SamePadAvgPool2d
+from ..model.layers import (
+    BatchNormReLU,
+    BlurPool2d,
+    EfficientChannelAttention,
+    FrozenBatchNorm2d,
+    GroupNormReLU,
+    SamePadAvgPool2d,
+    SqueezeExcite,
+)
 from .types import Op, OpKind
 
 Reader = Callable[[str, nn.Module], Op]
@@ -260,6 +268,13 @@ READERS: dict[type, Reader] = {
     nn.AdaptiveMaxPool2d: read_adaptive_pool,
     nn.ConstantPad2d: read_pad,
     nn.ZeroPad2d: read_pad,
+    # the family's own layers (model/layers.py)
+    BatchNormReLU: _norm("bn"),
+    GroupNormReLU: _norm("gn"),
+    FrozenBatchNorm2d: _norm("bn"),
+    SqueezeExcite: read_se,
+    EfficientChannelAttention: read_eca,
+    BlurPool2d: read_blur,
 }
 
 # Types from optional libraries, used only when that library is already imported.
