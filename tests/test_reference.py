@@ -196,3 +196,52 @@ def test_squeeze_excitation_makes_the_field_the_whole_input():
     assert gradient_extent(se, "layer1") == (64, 64)
     data = ri.inspect(se, input=64).to_dict()["rf"]
     assert data["stages"][0]["global"] is True and data["stem"]["global"] is False and data["complete"] is True
+
+
+def _variant_names():
+    from resnet_inspect.model.names import LISTED
+
+    extra = ("resnetaa50", "resnetblur18", "resnetaa34d", "resnetblur50d", "seresnet18", "resnetrs152", "resnetv2_50t")
+    return [*LISTED["timm variants"], *extra]
+
+
+def _randomised(model):
+    """Weights, biases and batch-norm statistics drawn at random (seed 0), so that a forward tells apart
+    any two different networks."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                values = torch.randn(tensor.shape, generator=generator) * 0.05
+                tensor.copy_(values.abs() + 0.5 if "running_var" in name else values)
+    return model.eval()
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("os_", [32, 8])
+@pytest.mark.parametrize("name", _variant_names())
+def test_native_variants_are_timms(name, os_):
+    timm = reference("timm")
+    kwargs = {} if os_ == 32 else {"output_stride": os_}
+    label = name if os_ == 32 else f"{name}@os{os_}"
+    with torch.device("meta"):
+        theirs = timm.create_model(name, **kwargs)
+    ours = ri.build(label)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    params, macs, _ = measured(theirs, 225)
+    report = ri.inspect(label, input=225)
+    assert (report.params, report.macs) == (params, macs)
+    if os_ == 32 and name in (
+        "seresnet50",
+        "ecaresnet26t",
+        "resnetblur50",
+        "resnetrs50",
+        "resnetv2_50d",
+        "resnet50_gn",
+    ):
+        real = _randomised(timm.create_model(name))
+        mine = ri.build(label, device="cpu")
+        mine.load_state_dict(real.state_dict(), strict=True)
+        x = torch.randn(2, 3, 97, 97, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            assert torch.equal(real(x), mine.eval()(x))

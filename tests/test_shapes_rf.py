@@ -82,12 +82,10 @@ def test_deeplab_513_crop():
 # --- receptive fields --------------------------------------------------------------------------
 
 
-def measured_rows(name, stage, unit, height, width=8):
-    """Rows of the input that influence one unit of `stage` (first and last), by gradient.
-
-    All conv weights positive, max-pools replaced by average pools of the same geometry, float64:
-    every path adds a positive amount, so a row is non-zero exactly when it is in the field."""
-    model = build(resolve(name), device="cpu", init=True).double().eval()
+def positive(model):
+    """The model in float64 and eval mode with every conv weight positive and max-pools made average
+    pools of the same geometry: every path then adds a positive amount to a unit's input gradient."""
+    model = model.double().eval()
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.MaxPool2d):
@@ -97,6 +95,15 @@ def measured_rows(name, stage, unit, height, width=8):
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 m.weight.fill_(1.0 / m.weight[0].numel())
+    return model
+
+
+def measured_rows(name, stage, unit, height, width=8):
+    """Rows of the input that influence one unit of `stage` (first and last), by gradient.
+
+    All conv weights positive, max-pools replaced by average pools of the same geometry, float64:
+    every path adds a positive amount, so a row is non-zero exactly when it is in the field."""
+    model = positive(build(resolve(name), device="cpu", init=True))
     x = torch.ones(1, 3, height, width, dtype=torch.float64, requires_grad=True)
     y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
     for layer in ("layer1", "layer2", "layer3", "layer4"):

@@ -18,6 +18,10 @@ BLOCK_FIELDS = tuple(f for f in records.BLOCK_FIELDS if f not in ("name", "stage
 STEM_FIELDS = tuple(f for f in records.STEM_FIELDS if f != "in_ch")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Metric:
     """One number on both sides."""
@@ -29,12 +33,12 @@ class Metric:
     @property
     def delta(self) -> Any:
         """b - a for numbers, None otherwise."""
-        return self.b - self.a if isinstance(self.a, int) and isinstance(self.b, int) else None
+        return self.b - self.a if _number(self.a) and _number(self.b) else None
 
     @property
     def ratio(self) -> float | None:
         """b / a for numbers, None otherwise (or when a is 0)."""
-        if isinstance(self.a, int) and isinstance(self.b, int) and self.a:
+        if _number(self.a) and _number(self.b) and self.a:
             return float(Fraction(self.b, self.a))
         return None
 
@@ -180,6 +184,7 @@ def diff(ra: NetRecord, ca: Costs, fa: FieldReport, rb: NetRecord, cb: Costs, fb
         Metric("output stride", ca.output_stride, cb.output_stride),
         Metric("receptive field", last_a.size, last_b.size),
         Metric("receptive field jump", last_a.stride, last_b.stride),
+        Metric("sees whole input", last_a.whole_input, last_b.whole_input),
     )
     names = list(dict.fromkeys([*ra.stages, *rb.stages]))
     stages = tuple(_stage(name, ra, ca, rb, cb) for name in names)

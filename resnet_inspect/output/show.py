@@ -57,6 +57,12 @@ BLOCK_COLUMNS = (
     counted("params"),
 )
 SHAPE_COLUMNS = (Column("output"), Column("cum"))
+EXTRA_COLUMN = plain("attn/aa")  # shown when some block has attention or anti-aliasing
+
+
+def extra_text(block: BlockRecord) -> str:
+    """'se', 'blur', 'eca+avgpool', or '-'."""
+    return "+".join(filter(None, (block.attention, block.anti_alias))) or "-"
 
 
 def show_document(
@@ -87,12 +93,14 @@ def show_document(
     for stage, blocks in record.stage_blocks().items():
         kinds = "/".join(dict.fromkeys(b.type for b in blocks))
         params = sum(b.params for b in blocks)
+        extras = any(b.attention or b.anti_alias for b in record.blocks)
         table = Table(
             f"{stage}: {len(blocks)} {kinds} blocks, {count(params)} parameters",
-            BLOCK_COLUMNS + (SHAPE_COLUMNS if costs else ()),
+            BLOCK_COLUMNS + ((EXTRA_COLUMN,) if extras else ()) + (SHAPE_COLUMNS if costs else ()),
         )
         for b in blocks:
             shape = (shape_text(outputs[b.name].output), outputs[b.name].stride) if costs else ()
+            shape = ((extra_text(b),) if extras else ()) + shape
             table.add(
                 b.index,
                 b.inplanes,
@@ -193,6 +201,8 @@ def notes(record: NetRecord) -> str:
             if b.downsample:
                 args.append("downsample")
             args += [f"groups={b.groups}", f"base_width={b.base_width}", f"dilation={b.dilation}"]
+            args += [f"attention={b.attention}"] if b.attention else []
+            args += [f"anti_alias={b.anti_alias}"] if b.anti_alias else []
             lines.append(f"{_block_label(b)}({', '.join(args)})")
             lines.append("\t" + _downsample_line(b))
             lines.append(f"\tIN: {b.inplanes}, OUT: {b.outplanes}")

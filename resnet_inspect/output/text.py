@@ -35,8 +35,9 @@ def describe_spec(spec: NetSpec) -> str:
     stem = (
         f"7x7 stem ({spec.stem_width})"
         if spec.stem == "classic"
-        else "deep stem 3x3 x3 (" + ", ".join(map(str, spec.stem_spec().widths)) + ")"
+        else f"{spec.stem} stem 3x3 x3 (" + ", ".join(map(str, spec.stem_spec().widths)) + ")"
     )
+    pool = {"caffe": "Caffe's unpadded ceil-mode stem max-pool", "conv": "strided 3x3 conv as stem pool"}
     parts = [
         f"{spec.block} {list(spec.layers)}",
         f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "",
@@ -47,6 +48,11 @@ def describe_spec(spec: NetSpec) -> str:
         f"output stride {spec.output_stride}",
         f"multi-grid {'-'.join(map(str, spec.multi_grid))}" if spec.multi_grid else "",
         f"{spec.dilation_style} dilation" if spec.output_stride != 32 else "",
+        pool.get(spec.stem_pool, ""),
+        "pre-activation blocks" if spec.preact else "",
+        {"se": f"squeeze-excitation (C/{spec.attention_reduction})", "eca": "ECA"}.get(spec.attention, ""),
+        {"blur": "blur-pool anti-aliasing", "avg": "avg-pool anti-aliasing"}.get(spec.anti_alias, ""),
+        {"gn": "GroupNorm (32 groups)", "frozen_bn": "frozen batch norm"}.get(spec.norm, ""),
         f"{spec.num_classes} classes",
     ]
     return ", ".join(p for p in parts if p)
@@ -55,14 +61,18 @@ def describe_spec(spec: NetSpec) -> str:
 def family(spec: NetSpec) -> str:
     """ResNet / ResNeXt / Wide ResNet with its bag-of-tricks letter (He et al. 2019), from the knobs."""
     base = "ResNeXt" if spec.groups > 1 else "Wide ResNet" if spec.width_per_group > 64 else "ResNet"
+    if spec.preact:
+        base += "V2"
     letters = {
         ("1x1", "classic", "conv"): "A",
         ("3x3", "classic", "conv"): "B",
         ("3x3", "deep", "conv"): "C",
         ("3x3", "deep", "avgpool"): "D",
+        ("3x3", "tiered", "avgpool"): "T",
     }
     stride_at = spec.stride_at if spec.block == "bottleneck" else "3x3"
-    return f"{base}-{letters.get((stride_at, spec.stem, spec.shortcut), '?')}"
+    prefix = {"se": "SE-", "eca": "ECA-"}.get(spec.attention, "")
+    return f"{prefix}{base}-{letters.get((stride_at, spec.stem, spec.shortcut), '?')}"
 
 
 def listed(names: Sequence[str], first: int = 3) -> str:
