@@ -25,7 +25,9 @@ from .numbers.detection import Freeze, SplitCosts
 from .numbers.diff import Diff
 from .numbers.diff import diff as compare
 from .numbers.fields import FieldReport, receptive_fields
-from .numbers.sizes import check_input, input_size, parse_input
+from .numbers.memory import Memory
+from .numbers.memory import memory as memory_of
+from .numbers.sizes import check_input, input_size, parse_bytes, parse_input
 from .output import schema
 from .records.types import BlockRecord, NetRecord, StemRecord
 
@@ -302,6 +304,45 @@ def effective_field(
         receptive_fields(record),
         measure(model.module, record, chosen, height, width, samples, seed, progress),
     )
+
+
+def memory(
+    name: str,
+    input: Size = 224,
+    batch: int = 1,
+    dtype: str = "float32",
+    optimizer: str = "momentum",
+    freeze_at: int = 0,
+    inference: bool = False,
+    budget: int | str | None = None,
+    **options: Any,
+) -> tuple[Model, Memory]:
+    """Training memory of a name (parameters, gradients, `optimizer` state, the activations autograd
+    saves per stage and block, with detectron2's `freeze_at`; float16/bfloat16 `dtype` = autocast) or,
+    with `inference`, its weights and forward peak (the model cast to `dtype`); the biggest batch
+    within `budget` (bytes, or a size like '24GiB')."""
+    from .records.behaviour import foreign_leaves, forward_style
+
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    budget_bytes = parse_bytes(budget) if isinstance(budget, str) else budget
+    if isinstance(budget_bytes, bool) or not (budget_bytes is None or isinstance(budget_bytes, int)):
+        raise InspectError(f"must be a number of bytes or a size like '24GiB', got {budget!r}", "budget")
+    model, record = records(name, **options)
+    result = memory_of(
+        record,
+        height,
+        width,
+        batch,
+        dtype,
+        optimizer,
+        freeze_at,
+        inference,
+        style=forward_style(model.module, record),
+        foreign=foreign_leaves(model.module),
+        budget=budget_bytes,
+    )
+    return model, result
 
 
 def zoo(

@@ -49,21 +49,31 @@ STYLES: tuple[Style, ...] = ("nested", "sequential")
 
 @dataclass(frozen=True)
 class PartMemory:
-    """One part (stem, a stage or a block, head): its parameters, what it saves for backward when
-    training, and the most activation bytes alive while it runs in inference."""
+    """One part (stem, a stage or a block, head): its weights, their gradients and optimizer state,
+    what it saves for backward when training, and the most activation bytes alive while it runs when
+    inferring. Training rows add up to the total."""
 
     name: str
     params: int
     trainable_params: int
-    saved_bytes: int  # activations autograd saves, charged to this part (0 when inferring)
-    weight_copies_bytes: int  # of which autocast's copies of conv and linear weights
-    peak_bytes: int | None  # inference: activation bytes alive at most while it runs (None: unknown)
-    peak_at: str | None  # the op whose output makes that peak
+    params_bytes: int
+    buffers_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    activations_saved_bytes: int  # charged to this part (0 when inferring)
+    weight_copies_bytes: int  # of which autocast's saved casts of conv and linear weights
+    forward_peak_bytes: int | None  # inferring: activations alive at most while it runs (None: unknown)
+    forward_peak_at: str | None  # the op whose output makes that peak
 
     @property
-    def frozen(self) -> bool:
-        """Whether none of its parameters train."""
-        return self.params > 0 and self.trainable_params == 0
+    def weights_bytes(self) -> int:
+        """Parameters and buffers."""
+        return self.params_bytes + self.buffers_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        """Training: weights, gradients, optimizer state and saved activations of this part."""
+        return self.weights_bytes + self.grads_bytes + self.optimizer_bytes + self.activations_saved_bytes
 
 
 @dataclass(frozen=True)
@@ -87,12 +97,13 @@ class Memory:
     optimizer_bytes: int
     activations_saved_bytes: int
     weight_copies_bytes: int  # part of activations_saved_bytes: autocast's saved weight casts
-    forward_peak_bytes: int | None  # inference: activations alive at most (image included)
+    forward_peak_bytes: int | None  # inferring: activations alive at most (image included)
     forward_peak_at: str | None
     per_sample_bytes: int  # what one more image adds to the total
     stages: tuple[PartMemory, ...]  # stem, the stages, head
     blocks: tuple[PartMemory, ...]
-    uncounted: tuple[str, ...] = field(default=())  # layers whose saved tensors no rule describes
+    uncounted: tuple[str, ...] = ()  # layers whose saved tensors no rule describes
+    budget_bytes: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -100,13 +111,17 @@ class Memory:
         return not self.uncounted and (self.mode == "training" or self.forward_peak_bytes is not None)
 
     @property
+    def weights_bytes(self) -> int:
+        """Parameters and buffers."""
+        return self.params_bytes + self.buffers_bytes
+
+    @property
     def total_bytes(self) -> int | None:
         """Training: parameters + buffers + gradients + optimizer state + saved activations.
-        Inference: parameters + buffers + the forward peak (None when the peak is not known)."""
-        weights = self.params_bytes + self.buffers_bytes
+        Inferring: parameters + buffers + the forward peak (None when the peak is not known)."""
         if self.mode == "inference":
-            return None if self.forward_peak_bytes is None else weights + self.forward_peak_bytes
-        return weights + self.grads_bytes + self.optimizer_bytes + self.activations_saved_bytes
+            return None if self.forward_peak_bytes is None else self.weights_bytes + self.forward_peak_bytes
+        return self.weights_bytes + self.grads_bytes + self.optimizer_bytes + self.activations_saved_bytes
 
     @property
     def fixed_bytes(self) -> int | None:
@@ -116,17 +131,19 @@ class Memory:
 
     @property
     def largest_stage(self) -> PartMemory:
-        """The part that saves the most (training) or peaks highest (inference)."""
+        """The part that saves the most (training) or peaks highest (inferring)."""
         if self.mode == "inference":
-            return max(self.stages, key=lambda p: p.peak_bytes or 0)
-        return max(self.stages, key=lambda p: p.saved_bytes)
+            return max(self.stages, key=lambda p: p.forward_peak_bytes or 0)
+        return max(self.stages, key=lambda p: p.activations_saved_bytes)
 
-    def max_batch(self, budget: int) -> int | None:
-        """The biggest batch whose total fits in `budget` bytes (0: not even one; None: unknown)."""
+    @property
+    def max_batch(self) -> int | None:
+        """The biggest batch whose total fits in the budget (0: not even one; None: no budget, or a
+        total that is not known or does not grow with the batch)."""
         fixed = self.fixed_bytes
-        if fixed is None or self.per_sample_bytes == 0:
+        if self.budget_bytes is None or fixed is None or self.per_sample_bytes == 0:
             return None
-        return max(0, (budget - fixed) // self.per_sample_bytes)
+        return max(0, (self.budget_bytes - fixed) // self.per_sample_bytes)
 
 
 # -- training: what autograd saves --------------------------------------------------------------
@@ -429,78 +446,75 @@ def memory(
     inference: bool = False,
     style: Style | None = "nested",
     foreign: Sequence[str] = (),
+    budget: int | None = None,
 ) -> Memory:
     """Training memory (parameters, gradients, optimizer state, saved activations per part) or, with
     `inference`, the weights and the forward peak, of `record` at `height` x `width` and `batch`.
 
     `style`: how the model's forward() holds its tensors ("nested": this project's; "sequential":
     torchvision's and timm's; None: unknown, so no inference peak). `foreign`: leaves ("name (Type)")
-    whose saved tensors differ from their kind's rule (reported as not counted where they run with
-    gradients)."""
+    whose saved tensors no rule describes (reported where they run with gradients). `budget`: bytes
+    the biggest batch must fit in."""
     check_options(dtype, None if inference else optimizer)
+    if budget is not None and budget < 1:
+        raise InspectError(f"must be positive, got {budget}", "budget")
     costs(record, height, width, batch)  # every size check, with its message
     frozen = freeze(record, freeze_at)
     frozen_parts = frozenset(frozen.frozen_parts)
-    autocast = None if inference or dtype == "float32" else dtype
 
-    # training: what autograd saves
-    train = _Training(autocast, frozen_parts)
-    x = _Storage((record.stem.in_ch, height, width), "float32", False)
-    x = train.stem(record.stem.ops, x)
-    for block in record.blocks:
-        x = train.block(block, x)
-    train.head(record.head, x)
-
-    # inference: the forward peak
+    train = _Training(None if inference or dtype == "float32" else dtype, frozen_parts)
+    if not inference:
+        x = train.stem(record.stem.ops, _Storage((record.stem.in_ch, height, width), "float32", False))
+        for block in record.blocks:
+            x = train.block(block, x)
+        train.head(record.head, x)
     peaks: dict[str, tuple[int, str]] = {}
-    if style is not None:
+    if inference and style is not None:
         sim = _Inference(style, BYTES[dtype])
         sim.run(record, height, width)
         peaks = sim.live.peaks
 
-    uncounted = list(record.unrecognised) + _layout_problems(record)
+    uncounted = [*record.unrecognised, *_layout_problems(record), *train.uncounted]
     for leaf in foreign:
         part = _part_of(leaf.split(" (")[0], record)
         stage = next((b.stage for b in record.blocks if b.name == part), part)
         if inference or stage not in frozen_parts:  # a frozen part at the start runs without a graph
             uncounted.append(leaf)
-    if not inference:
-        uncounted += train.uncounted
 
+    itemsize = BYTES[dtype] if inference else PARAM_BYTES  # inferring: the model cast to `dtype`
+    copies = 0 if inference else OPTIMIZER_COPIES[optimizer]
     ledger = train.ledger
-    n = 0 if inference else 1  # saved bytes do not exist when inferring
 
-    def part(name: str, params: int, trainable: int, saved_names: Sequence[str]) -> PartMemory:
-        saved = sum(ledger.bytes(p, batch) for p in saved_names) * n
-        copies = sum(ledger.copies.get(p, 0) for p in saved_names) * n
-        peak = max((peaks[p] for p in saved_names if p in peaks), default=None)
+    def part(name: str, ops: Sequence[Op], params: int, frozen_part: bool, charged: Sequence[str]) -> PartMemory:
+        trainable = 0 if (inference or frozen_part) else params
+        norms = [op for op in ops if op.kind == "bn"]
+        peak = max((peaks[p] for p in charged if p in peaks), default=None)
         return PartMemory(
-            name,
-            params,
-            trainable,
-            saved,
-            copies,
-            peak[0] * batch if peak else None,
-            peak[1] if peak else None,
+            name=name,
+            params=params,
+            trainable_params=trainable,
+            params_bytes=params * itemsize,
+            buffers_bytes=sum(2 * op.out_ch * itemsize + BN_COUNTER_BYTES for op in norms),
+            grads_bytes=trainable * PARAM_BYTES,
+            optimizer_bytes=trainable * PARAM_BYTES * copies,
+            activations_saved_bytes=sum(ledger.bytes(p, batch) for p in charged),
+            weight_copies_bytes=sum(ledger.copies.get(p, 0) for p in charged),
+            forward_peak_bytes=peak[0] * batch if peak else None,
+            forward_peak_at=peak[1] if peak else None,
         )
 
-    def trainable(name: str, params: int) -> int:
-        return 0 if name in frozen_parts else params
+    def block_ops(blocks: Sequence[BlockRecord]) -> list[Op]:
+        return [op for b in blocks for op in (*b.main, *b.shortcut)]
 
-    blocks = tuple(part(b.name, b.params, trainable(b.stage, b.params), (b.name,)) for b in record.blocks)
-    stages = [part("stem", record.stem.params, trainable("stem", record.stem.params), ("stem",))]
+    blocks = tuple(part(b.name, block_ops([b]), b.params, b.stage in frozen_parts, (b.name,)) for b in record.blocks)
+    stages = [part("stem", record.stem.ops, record.stem.params, "stem" in frozen_parts, ("stem",))]
     for stage, stage_blocks in record.stage_blocks().items():
         params = sum(b.params for b in stage_blocks)
-        stages.append(part(stage, params, trainable(stage, params), [b.name for b in stage_blocks]))
-    stages.append(part("head", record.head_params, record.head_params, ("head",)))
+        charged = [b.name for b in stage_blocks]
+        stages.append(part(stage, block_ops(stage_blocks), params, stage in frozen_parts, charged))
+    stages.append(part("head", record.head, record.head_params, False, ("head",)))
 
-    bns = [op for op in (*record.stem.ops, *(o for b in record.blocks for o in (*b.main, *b.shortcut)), *record.head)]
-    bn_channels = sum(op.out_ch for op in bns if op.kind == "bn")
-    bn_count = sum(op.kind == "bn" for op in bns)
-    itemsize = BYTES[dtype] if inference else PARAM_BYTES
-    trainable_params = 0 if inference else frozen.trainable_params
     peak = max(peaks.values()) if peaks else None
-    saved_per_sample = sum(ledger.per_sample.values()) * n
     return Memory(
         model=record.model,
         mode="inference" if inference else "training",
@@ -512,17 +526,18 @@ def memory(
         frozen_parts=tuple(frozen.frozen_parts),
         style=style,
         params=record.params,
-        trainable_params=trainable_params,
+        trainable_params=sum(p.trainable_params for p in stages),
         params_bytes=record.params * itemsize,
-        buffers_bytes=2 * bn_channels * itemsize + bn_count * BN_COUNTER_BYTES,
-        grads_bytes=trainable_params * PARAM_BYTES,
-        optimizer_bytes=0 if inference else trainable_params * PARAM_BYTES * OPTIMIZER_COPIES[optimizer],
-        activations_saved_bytes=sum(p.saved_bytes for p in stages),
+        buffers_bytes=sum(p.buffers_bytes for p in stages),
+        grads_bytes=sum(p.grads_bytes for p in stages),
+        optimizer_bytes=sum(p.optimizer_bytes for p in stages),
+        activations_saved_bytes=sum(p.activations_saved_bytes for p in stages),
         weight_copies_bytes=sum(p.weight_copies_bytes for p in stages),
-        forward_peak_bytes=peak[0] * batch if (inference and peak) else None,
-        forward_peak_at=peak[1] if (inference and peak) else None,
-        per_sample_bytes=(peak[0] if peak else 0) if inference else saved_per_sample,
+        forward_peak_bytes=peak[0] * batch if peak else None,
+        forward_peak_at=peak[1] if peak else None,
+        per_sample_bytes=(peak[0] if peak else 0) if inference else sum(ledger.per_sample.values()),
         stages=tuple(stages),
         blocks=blocks,
         uncounted=tuple(uncounted),
+        budget_bytes=budget,
     )
