@@ -415,16 +415,20 @@ def fvcore_costs(
 
 def prepare_bench(
     name: str, device: str, input: Size, batch: int, dtype: str, warmup: int, iters: int, **overrides: Any
-) -> tuple[nn.Module, Costs]:
-    """The meta model and its costs, after every check `bench` makes before allocating."""
+) -> tuple[nn.Module, Costs, Memory]:
+    """The meta model, its costs and its predicted inference memory, after every check `bench` makes
+    before allocating."""
     from .measure.bench import preflight
+    from .records.behaviour import foreign_leaves, forward_style
 
     height, width = input_size(input)
     check_input(height, width, batch)
     loaded, record = records(name, device="meta", **overrides)
     counted = costs(record, height, width, batch, dtype=dtype)
     preflight(loaded.module, counted, device, dtype, warmup, iters)
-    return loaded.module, counted
+    style, foreign = forward_style(loaded.module, record), foreign_leaves(loaded.module)
+    predicted = memory_of(record, height, width, batch, dtype, inference=True, style=style, foreign=foreign)
+    return loaded.module, counted, predicted
 
 
 def bench(
@@ -444,8 +448,9 @@ def bench(
     """Real forward latency and throughput of a name (see resnet_inspect.measure.bench.run)."""
     from .measure.bench import run
 
-    model, counted = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
-    return run(model, counted, device, dtype, channels_last, warmup, iters, progress, weights, strict)
+    model, counted, predicted = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
+    total = predicted.total_bytes if predicted.complete else None
+    return run(model, counted, device, dtype, channels_last, warmup, iters, progress, weights, strict, total)
 
 
 def state_keys(module: nn.Module) -> list[dict[str, Any]]:
