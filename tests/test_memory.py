@@ -388,6 +388,22 @@ def test_malformed_sizes_are_refused(text):
         parse_bytes(text)
 
 
+@pytest.mark.parametrize(
+    "options, param",
+    [
+        ({"dtype": "float64"}, "dtype"),
+        ({"optimizer": "lion"}, "optimizer"),
+        ({"budget": 0}, "budget"),
+        ({"budget": "lots"}, "budget"),
+        ({"freeze_at": 6}, "freeze_at"),
+    ],
+)
+def test_bad_api_arguments_name_their_parameter(options, param):
+    with pytest.raises(InspectError) as error:
+        api.memory("resnet50", **options)
+    assert error.value.params == (param,)
+
+
 def test_the_biggest_batch_that_fits():
     record = records_of("resnet101@os8")
     one = memory(record, 769, 769, 1)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import InspectError
+from ..geometry import same_padding
 from ..records.types import BlockRecord, NetRecord, Op
 from .costs import costs
 from .detection import freeze
@@ -272,11 +273,8 @@ def _transient(op: Op, x: Shape, out: Shape, itemsize: int) -> int:
     if op.kind == "maxpool":
         return math.prod(out) * BYTES["int64"]
     if op.kind == "avgpool_same":
-        step = rule(op).saved
-        assert step is not None
-        (padded,) = step(op)
-        assert padded.elements is not None
-        return padded.elements(op, x, out) * itemsize
+        sides = (x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1))
+        return x[0] * math.prod(sides) * itemsize
     return 0
 
 
