@@ -445,8 +445,9 @@ def test_table_markdown_and_csv():
         "memory", "resnet101", "--output-stride", "8", "--input", "769", "--batch", "8", "--budget", "24GiB"
     )
     assert "largest stage: layer3" in table.output and "within 24.00 GiB: batch 5" in table.output
-    rows = [line for line in table.output.splitlines() if line.split(" ")[0] in ("stem", "layer3", "head", "total")]
-    assert len(rows) >= 5 and all(len(line) <= 80 for line in rows)
+    firsts = ("parameters", "buffers", "gradients", "optimizer", "activations", "stem", "layer3", "head", "total")
+    rows = [line for line in table.output.splitlines() if line.split(" ")[0] in firsts]
+    assert len(rows) == 10 and all(len(line) <= 80 for line in rows)  # both tables fit a terminal
     markdown = cli_run("memory", "resnet18", "--per", "block", "--format", "markdown").output
     assert "| layer4.1 |" in markdown and "| head |" in markdown
     csv = cli_run("memory", "resnet18", "resnet50", "--format", "csv").output.splitlines()

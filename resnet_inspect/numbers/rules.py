@@ -247,7 +247,9 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
-    "conv": Rule(_window_shape(True, False), _conv_macs, _output_elements, _window_field, _check_channels, _CONV_SAVES),
+    "conv": Rule(
+        _window_shape(True, False), _conv_macs, _output_elements, _window_field, _check_channels, saved=_CONV_SAVES
+    ),
     "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features, saved=_LINEAR_SAVES),
     "bn": Rule(_unchanged, accepts=_check_channels, saved=_BN_SAVES),
     "maxpool": Rule(_window_shape(False, True), field=_window_field, saved=_MAXPOOL_SAVES),

@@ -89,10 +89,7 @@ def _totals(m: Memory) -> Table:
     if m.mode == "training":
         table.add(f"gradients ({count(m.trainable_params)} trainable)", m.grads_bytes, human(m.grads_bytes))
         table.add(f"optimizer state ({m.optimizer})", m.optimizer_bytes, human(m.optimizer_bytes))
-        copies = f", {human(m.weight_copies_bytes)} of it weight casts" if m.weight_copies_bytes else ""
-        table.add(
-            f"activations saved for backward{copies}", m.activations_saved_bytes, human(m.activations_saved_bytes)
-        )
+        table.add("activations saved for backward", m.activations_saved_bytes, human(m.activations_saved_bytes))
     elif m.forward_peak_bytes is not None:
         table.add(f"forward peak (at {m.forward_peak_at})", m.forward_peak_bytes, human(m.forward_peak_bytes))
     else:
@@ -104,6 +101,11 @@ def _totals(m: Memory) -> Table:
 
 def _findings(m: Memory) -> list[str]:
     lines = []
+    if m.weight_copies_bytes:
+        lines.append(
+            f"of the saved activations, {human(m.weight_copies_bytes)} are autocast's {m.dtype} casts of the "
+            "trained conv and linear weights"
+        )
     total = m.total_bytes
     largest = m.largest_stage
     if m.mode == "training" and total:
