@@ -188,6 +188,7 @@ def plot_memory(results: Sequence[Memory], path: str) -> None:
         total_ax.annotate(label, (i, bottoms[i]), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
     if budgets:
         total_ax.axhline(budgets[0] / scale, color="black", linestyle="--", linewidth=1.0, label="budget")
+    total_ax.set_ylim(0, 1.15 * max([*bottoms, *(b / scale for b in budgets)]))  # room for the labels
     total_ax.set_xticks(range(len(results)))
     total_ax.set_xticklabels([m.model for m in results], rotation=15 if len(results) > 2 else 0, fontsize=8)
     total_ax.set_ylabel(unit)
