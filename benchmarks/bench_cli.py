@@ -71,6 +71,15 @@ OURS = [
     ("rf resnet152, OS8, multi-grid 1,2,4", "rf resnet152 --output-stride 8 --multi-grid 1,2,4"),
     ("diff resnet50d resnet50_vd, OS8", "diff resnet50d resnet50_vd --output-stride 8"),
     ("diff resnet101@os16 resnet101@os8, 1024x2048", "diff resnet101@os16 resnet101@os8 --input 1024x2048"),
+    (
+        "memory resnet101, 769x769, batch 8, OS8, budget",
+        "memory resnet101 --output-stride 8 --input 769 --batch 8 --budget 24GiB",
+    ),
+    (
+        "memory resnet152 --per block, 16384x16384, batch 256, OS8",
+        "memory resnet152 --output-stride 8 --input 16384x16384 --batch 256 --per block",
+    ),
+    ("memory resnet50 --inference, bfloat16, batch 64", "memory resnet50 --inference --dtype bfloat16 --batch 64"),
     ("flops (zoo table, 224)", "flops"),
     ("list", "list"),
 ]
@@ -198,7 +207,7 @@ def main() -> None:
         ),
     ]
     if args.sweep:
-        from resnet_inspect.names import REGISTRY
+        from resnet_inspect.model.names import REGISTRY
 
         worst = (0.0, "")
         worst_rss = (0, "")

@@ -25,7 +25,9 @@ from .numbers.detection import Freeze, SplitCosts
 from .numbers.diff import Diff
 from .numbers.diff import diff as compare
 from .numbers.fields import FieldReport, receptive_fields
-from .numbers.sizes import check_input, input_size, parse_input
+from .numbers.memory import Memory
+from .numbers.memory import memory as memory_of
+from .numbers.sizes import check_input, input_size, parse_bytes, parse_input
 from .output import schema
 from .records.types import BlockRecord, NetRecord, StemRecord
 
@@ -332,6 +334,45 @@ def effective_field(
     )
 
 
+def memory(
+    name: str,
+    input: Size = 224,
+    batch: int = 1,
+    dtype: str = "float32",
+    optimizer: str = "momentum",
+    freeze_at: int = 0,
+    inference: bool = False,
+    budget: int | str | None = None,
+    **options: Any,
+) -> tuple[Model, Memory]:
+    """Training memory of a name (parameters, gradients, `optimizer` state, the activations autograd
+    saves per stage and block, with detectron2's `freeze_at`; float16/bfloat16 `dtype` = autocast) or,
+    with `inference`, its weights and forward peak (the model cast to `dtype`); the biggest batch
+    within `budget` (bytes, or a size like '24GiB')."""
+    from .records.behaviour import foreign_leaves, forward_style
+
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    budget_bytes = parse_bytes(budget) if isinstance(budget, str) else budget
+    if isinstance(budget_bytes, bool) or not (budget_bytes is None or isinstance(budget_bytes, int)):
+        raise InspectError(f"must be a number of bytes or a size like '24GiB', got {budget!r}", "budget")
+    model, record = records(name, **options)
+    result = memory_of(
+        record,
+        height,
+        width,
+        batch,
+        dtype,
+        optimizer,
+        freeze_at,
+        inference,
+        style=forward_style(model.module, record),
+        foreign=foreign_leaves(model.module),
+        budget=budget_bytes,
+    )
+    return model, result
+
+
 def zoo(
     names: list[str] | None = None, input: Size = 224, batch: int = 1, device: str = "meta", **overrides: Any
 ) -> list[Costs]:
@@ -402,16 +443,20 @@ def fvcore_costs(
 
 def prepare_bench(
     name: str, device: str, input: Size, batch: int, dtype: str, warmup: int, iters: int, **overrides: Any
-) -> tuple[nn.Module, Costs]:
-    """The meta model and its costs, after every check `bench` makes before allocating."""
+) -> tuple[nn.Module, Costs, Memory]:
+    """The meta model, its costs and its predicted inference memory, after every check `bench` makes
+    before allocating."""
     from .measure.bench import preflight
+    from .records.behaviour import foreign_leaves, forward_style
 
     height, width = input_size(input)
     check_input(height, width, batch)
     loaded, record = records(name, device="meta", **overrides)
     counted = _costs_of(loaded, record, height, width, batch, dtype)
     preflight(loaded.module, counted, device, dtype, warmup, iters)
-    return loaded.module, counted
+    style, foreign = forward_style(loaded.module, record), foreign_leaves(loaded.module)
+    predicted = memory_of(record, height, width, batch, dtype, inference=True, style=style, foreign=foreign)
+    return loaded.module, counted, predicted
 
 
 def bench(
@@ -431,8 +476,9 @@ def bench(
     """Real forward latency and throughput of a name (see resnet_inspect.measure.bench.run)."""
     from .measure.bench import run
 
-    model, counted = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
-    return run(model, counted, device, dtype, channels_last, warmup, iters, progress, weights, strict)
+    model, counted, predicted = prepare_bench(name, device, input, batch, dtype, warmup, iters, **overrides)
+    total = predicted.total_bytes if predicted.complete else None
+    return run(model, counted, device, dtype, channels_last, warmup, iters, progress, weights, strict, total)
 
 
 def state_keys(module: nn.Module) -> list[dict[str, Any]]:

@@ -297,6 +297,7 @@ def cli() -> None:
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect rf resnet50d
       resnet-inspect diff resnet50 resnet50_vd
+      resnet-inspect memory resnet101 --output-stride 8 --input 769 --batch 8 --budget 24GiB
       resnet-inspect bench resnet50 --device cpu --iters 10
       resnet-inspect export-keys timm:resnet50d
       resnet-inspect list
@@ -714,6 +715,122 @@ def bench(
             **overrides,
         )
     emit(fmt, lambda: bench_document(result), lambda: schema.bench(result))
+
+
+@cli.command(epilog=EPILOG_NAMES)
+@click.argument("names", nargs=-1)
+@output_format("table", "json", "markdown", "csv")
+@size_option("Input height x width.")
+@batch_option("Images per batch.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Training: autocast to this dtype (parameters, gradients and optimizer state stay float32). "
+    "--inference: the model cast to it.",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "momentum", "adam", "adamw"]),
+    default="momentum",
+    show_default=True,
+    help="State per trainable parameter: sgd none, momentum 1 copy, adam/adamw 2 copies.",
+)
+@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen parts train nothing and save nothing.")
+@click.option("--inference", is_flag=True, help="Eval mode under no_grad: weights and the forward peak instead.")
+@click.option("--budget", metavar="SIZE", help="Memory to fit, e.g. 24GiB, 80GB, 512MiB: the biggest batch that does.")
+@click.option(
+    "--per",
+    type=click.Choice(["stage", "block"]),
+    default="stage",
+    show_default=True,
+    help="Rows per stage, or per block (with stem and head).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Bars of the saved activations per stage (grouped for several names); needs the plot extra.",
+)
+@model_options
+def memory(
+    names: tuple[str, ...],
+    fmt: str,
+    size: str,
+    batch: int,
+    dtype: str,
+    optimizer: str,
+    freeze_at: int | None,
+    inference: bool,
+    budget: str | None,
+    per: str,
+    plot: str | None,
+    device: str | None,
+    **options: Any,
+) -> None:
+    """Training memory per stage: parameters, gradients, optimizer state and the activations autograd
+    saves for backward, each tensor counted once; or, with --inference, the forward peak.
+
+    Computed from the layers, no tensors: any input size costs the same. What autograd saves is what
+    torch's derivative formulas keep (a conv its input, a batch norm its input and statistics, an
+    in-place ReLU its output, a max-pool its input and indices); tensors shared between layers count
+    once. Not included: the CUDA context, cuDNN workspaces, allocator caching (docs/conventions.md).
+
+    \b
+    Examples:
+      resnet-inspect memory resnet50 --batch 32
+      resnet-inspect memory resnet101 --output-stride 8 --input 769 --batch 8 --budget 24GiB
+      resnet-inspect memory resnet50 --dtype bfloat16 --optimizer adamw --per block --json
+      resnet-inspect memory resnet101 --input 800x1333 --batch 2 --freeze-at 2
+      resnet-inspect memory resnet50 --inference --batch 64 --dtype float16
+      resnet-inspect memory resnet50 resnet50@os16 resnet50@os8 --input 512 --plot memory.png
+    """
+    from . import api
+    from .output import schema
+    from .output.memory import many_memory_csv, memory_document
+
+    if not names:
+        raise click.UsageError("name at least one model")
+    if inference:
+        stray = [flag for flag, p in (("--optimizer", "optimizer"), ("--freeze-at", "freeze_at")) if _given(p)]
+        if stray:
+            verb = "apply" if len(stray) > 1 else "applies"
+            raise click.UsageError(f"{' and '.join(stray)} {verb} to training, not to --inference")
+    overrides, loading = _split(options)
+    if plot:
+        from .output.plots import check_output
+
+        check_output(plot)
+    results = []
+    for name in names:
+        model, result = api.memory(
+            name,
+            size,
+            batch,
+            dtype,
+            optimizer,
+            freeze_at or 0,
+            inference,
+            budget,
+            device=device or "meta",
+            **loading,
+            **overrides,
+        )
+        _report_checkpoint(model)
+        results.append(result)
+    if plot:
+        from .output.plots import plot_memory
+
+        plot_memory(results, plot)
+
+    def document() -> Any:
+        docs = [memory_document(m, per) for m in results]
+        return _merged(docs, docs[0].csv if len(docs) == 1 else many_memory_csv(results, per))
+
+    emit(fmt, document, lambda: _one_or_list([schema.memory(m) for m in results]))
+    if plot and fmt == "table":
+        click.echo(f"wrote {plot}")
 
 
 class _progress:

@@ -23,7 +23,7 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
-COMMANDS = ["show", "list", "flops", "rf", "diff", "bench", "export-keys"]
+COMMANDS = ["show", "list", "flops", "rf", "diff", "memory", "bench", "export-keys"]
 # examples that need a file, a GPU, a real forward pass or fvcore's minutes are left to their own tests
 NOT_RUN_HERE = (".pth", ".png", "cuda", "bench ", "--count fvcore", "timm:", "torchvision:")
 

@@ -49,6 +49,9 @@ class BenchResult:
     peak_memory_kind: str  # "cuda max allocated" or "process peak RSS"
     estimated_bytes: int
     latencies_ms: tuple[float, ...]
+    # `memory --inference`'s exact tensor-level prediction of the peak (weights + activations alive at
+    # once, the input included); max allocated on CUDA adds workspaces and allocator rounding to it.
+    predicted_bytes: int | None = None
 
 
 def estimate_bytes(model: nn.Module, costs: Costs, dtype: str) -> tuple[int, int]:
@@ -115,9 +118,11 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     weights: str | None = None,
     strict: bool = True,
+    predicted: int | None = None,
 ) -> BenchResult:
     """Time `iters` forward passes after `warmup` ones; `model` is on the meta device and is
-    materialised here with torchvision's initialisation, then the `weights` file when given."""
+    materialised here with torchvision's initialisation, then the `weights` file when given.
+    `predicted`: the analytic peak to report beside the measured one."""
     target = preflight(model, costs, device, dtype, warmup, iters)
     estimated = sum(estimate_bytes(model, costs, dtype))  # of the float32 meta model, before the cast
     model = materialise(model, target)
@@ -172,4 +177,5 @@ def run(
         peak_memory_kind="cuda max allocated" if cuda else "process peak RSS",
         estimated_bytes=estimated,
         latencies_ms=tuple(latencies),
+        predicted_bytes=predicted,
     )

@@ -8,8 +8,10 @@ and linear layers (fvcore's ActivationCountAnalysis). Norms, activations, poolin
 additions cost no MACs.
 
 A rule says, for one op and the per-sample shape it receives: the shape it hands on, its MACs and
-activations per sample, and how it moves a receptive field along one axis. Adding a layer kind is
-adding one `Rule` to `RULES` (and a reader for its module type in records/readers.py).
+activations per sample, how it moves a receptive field along one axis, and what autograd saves for
+backward when it runs in training (`saved`; numbers/memory.py counts those storages once each).
+Adding a layer kind is adding one `Rule` to `RULES` (and a reader for its module type in
+records/readers.py); a rule without `saved` makes `memory` report that op as not counted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from ..geometry import same_padding, window_out
 from ..records.types import Op
@@ -271,6 +274,82 @@ def _field_unchanged(op: Op, field: Field, axis: int, size: int | None) -> Field
     return field
 
 
+# -- what autograd saves for backward ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One tensor an op's autograd node keeps for backward, as torch's derivative formula for its aten
+    op lists it (measured per op in docs/conventions.md).
+
+    `of`: whose storage it is: "input" (the tensor the op receives, a storage shared with the op that
+    made it), "output" (the tensor it returns) or "own" (one only it holds: batch-norm statistics,
+    max-pool indices, a padded copy, a weight cast by autocast), of `elements(op, input, output)`
+    elements per sample, or in all when not `per_sample`.
+    `dtype`: "same" (the dtype of the op's input), "float32", "int64", or "autocast" (a copy in
+    autocast's dtype that exists only under autocast; otherwise it is a parameter, not counted).
+    `when`: "node" (whenever the op records a backward node: its input needs a gradient or its
+    parameters train), "weight" (only when its parameters train), "input" (only when its input needs a
+    gradient). `cast`: autocast casts this input to its dtype first (a new copy if it is not in it)."""
+
+    of: Literal["input", "output", "own"]
+    elements: Callable[[Op, Shape, Shape], int] | None = None  # "own" only
+    dtype: Literal["same", "float32", "int64", "autocast"] = "same"
+    per_sample: bool = True
+    when: Literal["node", "weight", "input"] = "node"
+    cast: bool = False
+
+
+Saves = Callable[[Op], tuple[Saved, ...]]
+
+
+def _keeps(*items: Saved) -> Saves:
+    def saves(op: Op) -> tuple[Saved, ...]:
+        return items
+
+    return saves
+
+
+def _conv_weight(op: Op, x: Shape, out: Shape) -> int:
+    return op.out_ch * (op.in_ch // op.groups) * op.kernel[0] * op.kernel[1]
+
+
+def _linear_weight(op: Op, x: Shape, out: Shape) -> int:
+    return op.out_ch * op.in_ch
+
+
+def _two_per_channel(op: Op, x: Shape, out: Shape) -> int:
+    return 2 * op.out_ch
+
+
+def _output_size(op: Op, x: Shape, out: Shape) -> int:
+    return math.prod(out)
+
+
+def _padded_input(op: Op, x: Shape, out: Shape) -> int:
+    return x[0] * math.prod(
+        x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1)
+    )
+
+
+def _adaptive_saves(op: Op) -> tuple[Saved, ...]:
+    # a (1, 1) output is computed as a mean, which keeps nothing; other sizes keep their input
+    return () if op.output_size == (1, 1) else (Saved("input"),)
+
+
+# conv: ConvolutionBackward0 keeps input and weight; linear: AddmmBackward0 keeps the input only for
+# the weight's gradient and the weight only for the input's; train-mode BN: input, save_mean and
+# save_invstd (float32, one per channel); max-pool: input and int64 indices; avg-pool: its input;
+# the same-padded pool: the padded copy (F.pad keeps nothing).
+_CONV_SAVES = _keeps(Saved("input", cast=True), Saved("own", _conv_weight, "autocast", per_sample=False))
+_LINEAR_SAVES = _keeps(
+    Saved("input", when="weight", cast=True),
+    Saved("own", _linear_weight, "autocast", per_sample=False, when="input"),
+)
+_BN_SAVES = _keeps(Saved("input"), Saved("own", _two_per_channel, "float32", per_sample=False))
+_MAXPOOL_SAVES = _keeps(Saved("input"), Saved("own", _output_size, "int64"))
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -284,26 +363,29 @@ class Rule:
     activations: Callable[[Op, Shape, Shape], int] = _no_activations
     field: Callable[[Op, Field, int, int | None], Field] = _field_unchanged
     accepts: Callable[[Op, Shape], str | None] = _accept_any  # None, or why this input cannot enter
+    saved: Saves | None = None  # what autograd keeps for backward; None: not known (memory says so)
 
 
 POOL_KINDS = ("maxpool", "avgpool", "avgpool_same")
-_CONV = Rule(_window_shape, _conv_macs, _output_elements, _window_field, _check_spatial)
+_CONV = Rule(_window_shape, _conv_macs, _output_elements, _window_field, _check_spatial, saved=_CONV_SAVES)
 _NORM = Rule(_unchanged, accepts=_check_channels)
 _POOL = Rule(_window_shape, field=_window_field, accepts=_check_spatial)
 _ADAPTIVE = Rule(_adaptive_shape, accepts=_check_spatial)
 
 RULES: dict[str, Rule] = {
     "conv": _CONV,
-    "blur": _CONV,
-    "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features),
-    "bn": _NORM,
+    "blur": replace(_CONV, saved=None),  # a functional conv with a fixed filter: not measured yet
+    "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features, saved=_LINEAR_SAVES),
+    "bn": replace(_NORM, saved=_BN_SAVES),
     "gn": _NORM,
     "norm": _NORM,
     "pad": Rule(_pad_shape, field=_pad_field, accepts=_check_spatial),
-    "maxpool": _POOL,
-    "avgpool": _POOL,
-    "avgpool_same": Rule(_window_shape, field=_window_field, accepts=_check_spatial),
-    "adaptive_avgpool": _ADAPTIVE,
+    "maxpool": replace(_POOL, saved=_MAXPOOL_SAVES),
+    "avgpool": replace(_POOL, saved=_keeps(Saved("input"))),
+    "avgpool_same": Rule(
+        _window_shape, field=_window_field, accepts=_check_spatial, saved=_keeps(Saved("own", _padded_input))
+    ),
+    "adaptive_avgpool": replace(_ADAPTIVE, saved=_adaptive_saves),
     "se": Rule(_unchanged, _se_macs, _gate_elements, _global_field, _check_channels),
     "eca": Rule(_unchanged, _eca_macs, _pooled_channels, _global_field),
     "split_attn": Rule(_window_shape, _split_attn_macs, _split_attn_elements, _global_window_field, _check_spatial),

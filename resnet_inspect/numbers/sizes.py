@@ -44,3 +44,38 @@ def input_size(value: int | tuple[int, int] | str) -> tuple[int, int]:
         raise InspectError(f"must be N, (H, W) or 'HxW', got {value!r}", "input")
     check_input(height, width)
     return height, width
+
+
+UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+MAX_BYTES = 2**60
+
+
+def parse_bytes(text: str, param: str = "budget") -> int:
+    """'24GiB' -> 25769803776, '80GB' -> 80000000000, '512MiB', '1.5 GiB', '4096' (bytes);
+    KiB/MiB/GiB/TiB are powers of 1024, kB/MB/GB/TB powers of 1000 (a fraction of a byte is dropped)."""
+    match = re.fullmatch(r"\s*([0-9]{1,19}(?:\.[0-9]{1,9})?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in ("", *UNITS):
+        raise InspectError(
+            f"must be a size like 24GiB, 80GB, 512MiB or a number of bytes (units: B, kB, MB, GB, TB, KiB, MiB, "
+            f"GiB, TiB), got {text!r}",
+            param,
+        )
+    whole, _, fraction = match.group(1).partition(".")
+    scale = UNITS.get(unit, 1)
+    value = int(whole) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+    if value < 1:
+        raise InspectError(f"must be at least one byte, got {text!r}", param)
+    if value > MAX_BYTES:
+        raise InspectError(f"must be at most 1 EiB, got {text!r}", param)
+    return value

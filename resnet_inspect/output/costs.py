@@ -235,6 +235,8 @@ def bench_document(r: BenchResult) -> Document:
     table.add("throughput", f"{r.images_per_s:,.1f} images/s")
     table.add(f"peak memory ({r.peak_memory_kind})", f"{r.peak_memory_bytes / 2**20:,.1f} MiB")
     table.add("estimated need (weights + live activations)", f"{r.estimated_bytes / 2**20:,.1f} MiB")
+    predicted = "unknown" if r.predicted_bytes is None else f"{r.predicted_bytes / 2**20:,.1f} MiB"
+    table.add("predicted peak (memory --inference: tensors only)", predicted)
     return Document([table], csv=table)
 
 

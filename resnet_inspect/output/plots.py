@@ -17,10 +17,12 @@ from ..errors import InspectError
 if TYPE_CHECKING:
     from ..measure.erf import UnitField
     from ..numbers.costs import Costs
+    from ..numbers.memory import Memory
 
 FIGURE_DPI = 100
 RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
 COST_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
+MEMORY_FIGURE_INCHES = (10.0, 5.0)
 
 
 def check_output(path: str) -> None:
@@ -127,4 +129,70 @@ def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
     params_ax.legend(fontsize=8)
     sizes.legend(fontsize=7, loc="upper right")
     fig.subplots_adjust(left=0.07, right=0.97, wspace=0.35, bottom=0.1, top=0.9)
+    _save(fig, path)
+
+
+def _binary_unit(largest: float) -> tuple[str, int]:
+    return ("GiB", 2**30) if largest >= 2**30 else ("MiB", 2**20)
+
+
+def plot_memory(results: Sequence[Memory], path: str) -> None:
+    """Saved activations (training) or the forward peak (inference) per stage as grouped bars, and
+    each model's total as a stacked bar of its parts (with the budget as a line when given)."""
+    plt = _pyplot()
+
+    training = results[0].mode == "training"
+    names = [s.name for s in results[0].stages]
+    fig, (stage_ax, total_ax) = plt.subplots(
+        1, 2, figsize=MEMORY_FIGURE_INCHES, dpi=FIGURE_DPI, gridspec_kw={"width_ratios": [3, 2]}
+    )
+
+    def per_stage(m: Memory) -> dict[str, int]:
+        return {s.name: (s.activations_saved_bytes if training else (s.forward_peak_bytes or 0)) for s in m.stages}
+
+    unit, scale = _binary_unit(max(max(per_stage(m).values()) for m in results))
+    group = 0.8 / len(results)
+    for i, m in enumerate(results):
+        values = per_stage(m)
+        xs = [j - 0.4 + group * (i + 0.5) for j in range(len(names))]
+        stage_ax.bar(xs, [values.get(n, 0) / scale for n in names], group, label=m.model)
+    stage_ax.set_xticks(range(len(names)))
+    stage_ax.set_xticklabels(names)
+    stage_ax.set_ylabel(f"{unit}")
+    first = results[0]
+    at = f"{first.input[0]}x{first.input[1]}, batch {first.batch}, {first.dtype}"
+    stage_ax.set_title(
+        f"activations saved for backward per stage ({at})" if training else f"forward peak per stage ({at})",
+        fontsize=9,
+    )
+    stage_ax.legend(fontsize=8)
+
+    totals = [m.total_bytes or 0 for m in results]
+    budgets = [m.budget_bytes for m in results if m.budget_bytes]
+    unit, scale = _binary_unit(max([*totals, *budgets]))
+    pieces = (
+        [("weights", "weights_bytes"), ("gradients", "grads_bytes"), ("optimizer", "optimizer_bytes"),
+         ("saved activations", "activations_saved_bytes")]
+        if training
+        else [("weights", "weights_bytes"), ("forward peak", "forward_peak_bytes")]
+    )  # fmt: skip
+    bottoms = [0.0] * len(results)
+    for label, attribute in pieces:
+        heights = [(getattr(m, attribute) or 0) / scale for m in results]
+        total_ax.bar(range(len(results)), heights, 0.6, bottom=bottoms, label=label)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    for i, m in enumerate(results):
+        label = f"{totals[i] / scale:,.1f} {unit}"
+        if m.max_batch is not None:
+            label += f"\nfits batch {m.max_batch}"
+        total_ax.annotate(label, (i, bottoms[i]), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+    if budgets:
+        total_ax.axhline(budgets[0] / scale, color="black", linestyle="--", linewidth=1.0, label="budget")
+    total_ax.set_ylim(0, 1.15 * max([*bottoms, *(b / scale for b in budgets)]))  # room for the labels
+    total_ax.set_xticks(range(len(results)))
+    total_ax.set_xticklabels([m.model for m in results], rotation=15 if len(results) > 2 else 0, fontsize=8)
+    total_ax.set_ylabel(unit)
+    total_ax.set_title("total" + (f" (optimizer {first.optimizer})" if training else ""), fontsize=9)
+    total_ax.legend(fontsize=7)
+    fig.subplots_adjust(left=0.07, right=0.98, wspace=0.25, bottom=0.13, top=0.9)
     _save(fig, path)

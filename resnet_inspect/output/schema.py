@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..numbers.detection import Freeze, SplitCosts
     from ..numbers.diff import Diff, Metric
     from ..numbers.fields import FieldReport
+    from ..numbers.memory import Memory, PartMemory
     from ..records.types import NetRecord
 
 SHOW = "resnet-inspect/show/1"
@@ -27,6 +28,7 @@ SPLIT = "resnet-inspect/split/1"
 DIFF = "resnet-inspect/diff/1"
 BENCH = "resnet-inspect/bench/1"
 REPORT = "resnet-inspect/report/1"
+MEMORY = "resnet-inspect/memory/1"
 
 CONVENTION = {
     "macs": "conv + linear multiply-accumulates",
@@ -195,6 +197,68 @@ def rf(report: FieldReport) -> dict[str, Any]:
 def bench(r: BenchResult) -> dict[str, Any]:
     """`bench --json`."""
     return {"schema": BENCH, **jsonable(r)}
+
+
+# -- memory -----------------------------------------------------------------------------------------
+
+MEMORY_CONVENTION = {
+    "activations_saved_bytes": "unique storages autograd saves for backward, parameters excluded, "
+    "charged to the part that saves them first",
+    "forward_peak_bytes": "activation storages alive at once in an eval, no_grad forward, input included",
+    "total_bytes": "training: params + buffers + grads + optimizer + activations saved; "
+    "inference: params + buffers + forward peak",
+    "not_included": "CUDA context, cuDNN workspaces, allocator caching and fragmentation, backward temporaries",
+}
+
+
+def memory_part(p: PartMemory) -> dict[str, Any]:
+    """A stage or a block of `memory`."""
+    return {**jsonable(p), "weights_bytes": p.weights_bytes, "total_bytes": p.total_bytes}
+
+
+def memory(m: Memory) -> dict[str, Any]:
+    """`memory --json`."""
+    total = m.total_bytes
+    largest = m.largest_stage
+    return {
+        "schema": MEMORY,
+        "model": m.model,
+        "mode": m.mode,
+        "input": list(m.input),
+        "batch": m.batch,
+        "dtype": m.dtype,
+        "autocast": m.mode == "training" and m.dtype != "float32",
+        "optimizer": m.optimizer,
+        "freeze_at": m.freeze_at,
+        "frozen_parts": list(m.frozen_parts),
+        "forward_style": m.style,
+        "params": m.params,
+        "trainable_params": m.trainable_params,
+        "params_bytes": m.params_bytes,
+        "buffers_bytes": m.buffers_bytes,
+        "grads_bytes": m.grads_bytes,
+        "optimizer_bytes": m.optimizer_bytes,
+        "activations_saved_bytes": m.activations_saved_bytes,
+        "weight_copies_bytes": m.weight_copies_bytes,
+        "forward_peak_bytes": m.forward_peak_bytes,
+        "forward_peak_at": m.forward_peak_at,
+        "total_bytes": total,
+        "per_sample_bytes": m.per_sample_bytes,
+        "fixed_bytes": m.fixed_bytes,
+        "largest_stage": {
+            "name": largest.name,
+            "activations_saved_bytes": largest.activations_saved_bytes,
+            "forward_peak_bytes": largest.forward_peak_bytes,
+            "share_of_total": (largest.activations_saved_bytes / total) if (total and m.mode == "training") else None,
+        },
+        "budget_bytes": m.budget_bytes,
+        "max_batch": m.max_batch,
+        "complete": m.complete,
+        "uncounted": list(m.uncounted),
+        "convention": MEMORY_CONVENTION,
+        "stages": [memory_part(p) for p in m.stages],
+        "blocks": [memory_part(p) for p in m.blocks],
+    }
 
 
 # -- diff -------------------------------------------------------------------------------------------
