@@ -38,26 +38,11 @@ MAX_CHANNELS = 2**20  # keeps every weight's element count far inside int64
 
 # Stage depths: He et al. 2016 (Table 1) and timm's resnet.py; Paddle's ResNet_vd differs at 200.
 BASIC_DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
-BOTTLENECK_DEPTHS = {
-    26: (2, 2, 2, 2),
-    38: (3, 3, 3, 3),
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-    200: (3, 24, 36, 3),
-}
-BOTTLENECK_DEPTHS[14] = (1, 1, 1, 1)  # timm's resnet14t
+HE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
+BOTTLENECK_DEPTHS = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 38: (3, 3, 3, 3), **HE_DEPTHS}  # 14: timm's resnet14t
 PADDLE_DEPTHS = {200: (3, 12, 48, 3)}  # PaddleClas / PaddleSeg ResNet_vd
-# ResNet-RS (Bello et al. 2021, timm's resnetrs*): its own deeper tables from 270 on
-RS_DEPTHS = {
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-    200: (3, 24, 36, 3),
-    270: (4, 29, 53, 4),
-    350: (4, 36, 72, 4),
-    420: (4, 44, 87, 4),
-}
+# ResNet-RS (Bello et al. 2021, timm's resnetrs*): He's tables, then its own deeper ones from 270 on
+RS_DEPTHS = {**HE_DEPTHS, 270: (4, 29, 53, 4), 350: (4, 36, 72, 4), 420: (4, 44, 87, 4)}
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
