@@ -68,13 +68,15 @@ def load(
     init: bool = False,
     weights: str | None = None,
     strict: bool = True,
+    trust_code: bool = False,
     **overrides: Any,
 ) -> Model:
-    """Build what `name` names (our names, `torchvision:`, `timm:`, `file.py:factory`,
-    `package.module:factory`) and load `weights` into it when given."""
+    """Build what `name` names (our names, `torchvision:`, `timm:`, and, only with `trust_code`,
+    `file.py:factory` or `package.module:factory`, which run that code) and load `weights` into it
+    when given."""
     from .model import checkpoint, sources
 
-    model = sources.load(name, device=device, init=init, **overrides)
+    model = sources.load(name, device=device, init=init, trust_code=trust_code, **overrides)
     if weights:
         model = replace(model, checkpoint=checkpoint.load_into(model.module, weights, strict=strict))
     return model
@@ -86,11 +88,12 @@ def build(
     init: bool = False,
     weights: str | None = None,
     strict: bool = True,
+    trust_code: bool = False,
     **overrides: Any,
 ) -> nn.Module:
     """The nn.Module for a name, e.g. `build("resnet50_vd", output_stride=8)`; on the meta device
     unless told (no memory, no initialisation), torchvision-style random weights when `init`."""
-    return load(name, device, init, weights, strict, **overrides).module
+    return load(name, device, init, weights, strict, trust_code, **overrides).module
 
 
 def walk(module: nn.Module, label: str = "", state: bool = False) -> NetRecord:
@@ -107,10 +110,11 @@ def records(
     strict: bool = True,
     state: bool = False,
     init: bool = False,
+    trust_code: bool = False,
     **overrides: Any,
 ) -> tuple[Model, NetRecord]:
     """A model and its records; InspectError explaining the expected structure when it is not a ResNet."""
-    loaded = load(name, device=device, init=init, weights=weights, strict=strict, **overrides)
+    loaded = load(name, device, init, weights, strict, trust_code, **overrides)
     return loaded, walk(loaded.module, loaded.label, state)
 
 
@@ -374,7 +378,12 @@ def memory(
 
 
 def zoo(
-    names: list[str] | None = None, input: Size = 224, batch: int = 1, device: str = "meta", **overrides: Any
+    names: list[str] | None = None,
+    input: Size = 224,
+    batch: int = 1,
+    device: str = "meta",
+    trust_code: bool = False,
+    **overrides: Any,
 ) -> list[Costs]:
     """Costs of many variants at one input, in the order given (every registered name by default);
     names that build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
@@ -388,7 +397,7 @@ def zoo(
     results = []
     for name in names or list_names():
         if parse_source(name).kind != "name":
-            model, record = records(name, device=device, **overrides)
+            model, record = records(name, device=device, trust_code=trust_code, **overrides)
             results.append(_costs_of(model, record, height, width, batch))
             continue
         spec = resolve(name, **overrides)

@@ -21,7 +21,8 @@ from .errors import CheckpointMismatch, InspectError
 EPILOG_NAMES = (
     "NAME is a variant name (see `resnet-inspect list`) with optional @overrides (resnet101@os8), "
     "torchvision:NAME or timm:NAME (if installed; @os8 and @key=value pass through), or your own "
-    "path/to/file.py:factory or package.module:factory (this runs your code)."
+    "path/to/file.py:factory or package.module:factory: this runs that file's or module's code (the "
+    "Python API refuses such names unless called with trust_code=True)."
 )
 FLAGS = {
     "strict": "--non-strict",
@@ -200,7 +201,11 @@ def batch_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(overrides, loading arguments) from a command's model options."""
-    loading = {"weights": options.pop("weights", None), "strict": not options.pop("non_strict", False)}
+    loading = {
+        "weights": options.pop("weights", None),
+        "strict": not options.pop("non_strict", False),
+        "trust_code": True,  # a CLI user names the file or module whose code runs (see the epilog)
+    }
     if not loading["strict"] and not loading["weights"]:
         raise InspectError("applies to --weights", "strict")
     return options, loading
@@ -534,7 +539,7 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
     overrides, loading = _split(options)
     if loading["weights"]:
         raise click.UsageError("--weights needs a NAME")
-    results = api.zoo(None, size, batch, device=device or "meta", **overrides)
+    results = api.zoo(None, size, batch, device=device or "meta", trust_code=True, **overrides)
     emit(fmt, lambda: zoo_document(results), lambda: [schema.flops(c, per) for c in results])
 
 
@@ -645,7 +650,7 @@ def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None
     overrides, loading = _split(options)
     if loading["weights"]:
         raise click.UsageError("diff compares architectures; --weights does not apply")
-    result = api.diff(a, b, size, device=device or "meta", **overrides)
+    result = api.diff(a, b, size, device=device or "meta", trust_code=True, **overrides)
     if result.identical and fmt == "table":
         click.echo(identical_line(result))
         return

@@ -179,12 +179,12 @@ def test_a_users_resnet_with_other_class_names_and_relus_not_in_place(tmp_path):
     source = tmp_path / "net.py"
     source.write_text(USER_MODEL)
     name = f"{source}:Trunk"
-    loaded = api.load(name, device="cpu")
+    loaded = api.load(name, device="cpu", trust_code=True)
     model = loaded.module.train()
     measured = saved_by_part(model, torch.randn(2, 3, 40, 56))
-    _, result = api.memory(name, (40, 56), 2)
+    _, result = api.memory(name, (40, 56), 2, trust_code=True)
     assert result.complete and ours_by_part(result) == measured
-    _, inferred = api.memory(name, (40, 56), 2, inference=True)
+    _, inferred = api.memory(name, (40, 56), 2, inference=True, trust_code=True)
     assert inferred.forward_peak_bytes is None and not inferred.complete  # its forward() is not known
 
 
@@ -239,10 +239,10 @@ USER_MODEL = textwrap.dedent(
 def test_layers_no_rule_describes_are_reported_not_counted(tmp_path):
     source = tmp_path / "net.py"
     source.write_text(USER_MODEL)
-    _, result = api.memory(f"{source}:silu", 64)
+    _, result = api.memory(f"{source}:silu", 64, trust_code=True)
     assert not result.complete
     assert any("layer1.1.act (SiLU" in item for item in result.uncounted)
-    _, frozen = api.memory(f"{source}:silu", 64, freeze_at=2)  # frozen layer1 runs without a graph
+    _, frozen = api.memory(f"{source}:silu", 64, freeze_at=2, trust_code=True)  # frozen layer1 runs without a graph
     assert frozen.complete
 
 

@@ -2,17 +2,21 @@
 (`torchvision:resnet50`, `timm:resnet50d@os8`), or the user's own code (`path/to/file.py:factory`,
 `package.module:factory`). Every source ends as an nn.Module for the walker.
 
-User code is executed: only when its path or module is named explicitly. torchvision and timm are
-optional; they are imported only for a name that asks for them.
+User code runs only when the caller opts in (`trust_code=True`; the command line does, and says so in
+its help): a library that passes user-supplied names to the API runs nothing it did not ask for.
+Whatever user code prints goes to stderr, never into JSON on stdout; whatever it raises (SystemExit
+included) is reported as one line. torchvision and timm are optional and imported only for a name
+that asks for them; options that would download weights are refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -120,7 +124,35 @@ def _check_overrides(source: Source, overrides: dict[str, Any]) -> dict[str, Any
     return options
 
 
+# Library options that fetch weights or files from the network (or from paths chosen by the name).
+DOWNLOADS = frozenset(
+    {
+        "weights",
+        "weights_backbone",
+        "pretrained",
+        "pretrained_backbone",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "pretrained_strict",
+        "checkpoint_path",
+        "cache_dir",
+        "progress",
+    }
+)
+
+
+def _no_downloads(source: Source, options: dict[str, Any]) -> None:
+    asked = sorted(k for k in options if k in DOWNLOADS)
+    if asked:
+        raise InspectError(
+            "would fetch weights; resnet-inspect never downloads (load a local file with --weights / weights=)",
+            tuple(f"@{k}" for k in asked),
+            where=f"{source.kind}:{source.target}: ",
+        )
+
+
 def _torchvision(source: Source, options: dict[str, Any]) -> Callable[[], nn.Module]:
+    _no_downloads(source, options)
     models = _require("torchvision.models")
     kwargs = {k: v for k, v in options.items() if k != "os"}
     if "os" in options:
@@ -130,11 +162,12 @@ def _torchvision(source: Source, options: dict[str, Any]) -> Callable[[], nn.Mod
         kwargs["replace_stride_with_dilation"] = strides[options["os"]]
     if source.target not in models.list_models():
         raise InspectError(f"torchvision has no model {source.target!r}")
-    kwargs.setdefault("weights", None)  # never download
+    kwargs["weights"] = None  # never download
     return lambda: models.get_model(source.target, **kwargs)
 
 
 def _timm(source: Source, options: dict[str, Any]) -> Callable[[], nn.Module]:
+    _no_downloads(source, options)
     timm = _require("timm")
     kwargs = {("output_stride" if k == "os" else k): v for k, v in options.items()}
     if source.target not in timm.list_models():
@@ -144,24 +177,37 @@ def _timm(source: Source, options: dict[str, Any]) -> Callable[[], nn.Module]:
     return lambda: timm.create_model(source.target, pretrained=False, **kwargs)
 
 
+@contextlib.contextmanager
+def _user_code(what: str) -> Iterator[None]:
+    """Run user code: what it prints goes to stderr (never into JSON on stdout), and whatever it raises
+    but an interrupt becomes one line of InspectError."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except InspectError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001 - SystemExit too: the user's code must not end the tool
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InspectError(f"{what}: {type(error).__name__}" + (f": {text}" if text else "")) from None
+
+
 def _user(source: Source) -> Callable[[], nn.Module]:
     if source.kind == "file":
         path = Path(source.target)
         if not path.is_file():
-            raise InspectError(f"no such file: {source.target}")
+            raise InspectError(f"no such file: {source.target!r}")
         spec = importlib.util.spec_from_file_location(f"resnet_inspect_user_{path.stem}", path)
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise InspectError(f"{source.target!r} is not a Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        try:
+        with _user_code(f"{source.target} failed to import"):
             spec.loader.exec_module(module)
-        except Exception as error:  # noqa: BLE001 - the user's code: any failure is theirs to fix
-            raise InspectError(f"{source.target} failed to import: {type(error).__name__}: {error}") from None
     else:
-        try:
+        with _user_code(f"cannot import {source.target}"):
             module = importlib.import_module(source.target)
-        except ImportError as error:
-            raise InspectError(f"cannot import {source.target}: {error}") from None
     if not hasattr(module, source.attribute):
         raise InspectError(f"{source.target} has no attribute {source.attribute!r}")
     made = getattr(module, source.attribute)
@@ -174,8 +220,9 @@ def _user(source: Source) -> Callable[[], nn.Module]:
     return lambda: made(**source.options)
 
 
-def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) -> Model:
-    """Build the model `text` names on `device` (meta: no memory; no weights are ever downloaded)."""
+def load(text: str, device: str = "meta", init: bool = False, trust_code: bool = False, **overrides: Any) -> Model:
+    """Build the model `text` names on `device` (meta: no memory; no weights are ever downloaded).
+    Names of files and modules run their code, so they are refused unless `trust_code`."""
     source = parse_source(text)
     if source.kind == "name":
         spec = resolve(text, **overrides)
@@ -189,16 +236,15 @@ def load(text: str, device: str = "meta", init: bool = False, **overrides: Any) 
         given = sorted(k for k, v in overrides.items() if v is not None)
         if given:
             raise InspectError(f"only apply to resnet-inspect's own names; pass @key=value to {text}", tuple(given))
+        if not trust_code:
+            raise InspectError(
+                f"{text.strip()!r} names {'a file' if source.kind == 'file' else 'a module'} whose code would run; "
+                "pass trust_code=True to allow it",
+                "trust_code",
+            )
         factory = _user(source)
-    try:
-        with torch.device(target):
-            module = factory()
-    except InspectError:
-        raise
-    except TypeError as error:
-        raise InspectError(f"{text}: {error}") from None
-    except Exception as error:  # noqa: BLE001 - a library or user factory refusing its arguments
-        raise InspectError(f"{text} could not be built: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    with torch.device(target), _user_code(f"{text.strip()} could not be built"):
+        module = factory()
     if not isinstance(module, nn.Module):
         raise InspectError(f"{text} returned {type(module).__name__}, not an nn.Module")
     if target.type != "meta":

@@ -1,0 +1,109 @@
+"""A careful user and an attacker: no user code runs through the API unless asked, nothing is
+downloaded, user code cannot corrupt JSON or end the tool, building is safe from many threads."""
+
+import json
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+import resnet_inspect as ri
+
+from conftest import cli_run
+
+USER = """
+import sys
+import torch.nn as nn
+
+print("hello from the user's module")
+
+
+def exits():
+    sys.exit(3)
+
+
+def prints():
+    print("noise on stdout")
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    return m
+
+
+def interrupts():
+    raise KeyboardInterrupt
+"""
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "usercode.py"
+    path.write_text(USER)
+    return str(path)
+
+
+def test_the_api_runs_no_user_code_unless_asked(tmp_path):
+    marker = tmp_path / "pwned"
+    for name in (f"os:system@command=touch {marker}", f"{tmp_path / 'x.py'}:make"):
+        with pytest.raises(ri.InspectError, match="whose code would run; pass trust_code=True"):
+            ri.inspect(name)
+    assert not marker.exists()
+
+
+def test_user_code_cannot_end_the_tool_or_write_into_json(user_file):
+    with pytest.raises(ri.InspectError, match="could not be built: SystemExit: 3"):
+        ri.load(f"{user_file}:exits", trust_code=True)
+    result = cli_run("flops", f"{user_file}:prints", "--input", "8", "--json")
+    data = json.loads(result.stdout)  # the prints went to stderr
+    assert data["macs"] == 8 * 8 * 8 * 3 * 9
+    assert "noise on stdout" in result.stderr
+    with pytest.raises(KeyboardInterrupt):
+        ri.load(f"{user_file}:interrupts", trust_code=True)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "torchvision:resnet50@weights=DEFAULT",
+        "timm:resnet50@pretrained=true",
+        "timm:resnet50@pretrained_cfg_overlay=x",
+        "torchvision:fasterrcnn_resnet50_fpn@weights_backbone=DEFAULT",
+    ],
+)
+def test_nothing_is_downloaded(name):
+    with pytest.raises(ri.InspectError, match="would fetch weights; resnet-inspect never downloads"):
+        ri.inspect(name)
+
+
+def test_building_from_many_threads_leaves_other_layers_alone():
+    # Layers are built without their default initialisation by a private subclass, never by patching
+    # torch: a plain layer created on another thread meanwhile keeps torch's own initialisation
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def builder():
+        while not stop.is_set():
+            ri.build("resnet50")
+            model = ri.build("resnet18", device="cpu", init=True)
+            if float(model.fc.weight.detach().abs().sum()) == 0:
+                failures.append("an initialised build has a zero classifier")
+
+    threads = [threading.Thread(target=builder) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        bound = 1 / 8**0.5  # nn.Linear(8, 8): kaiming-uniform, |w| <= 1 / sqrt(fan_in)
+        for _ in range(300):
+            layer = nn.Linear(8, 8)
+            weights = layer.weight.detach()
+            if float(weights.abs().max()) > bound or float(weights.abs().sum()) == 0:
+                failures.append(f"a plain nn.Linear came out uninitialised: {weights.abs().max():.3g}")
+            conv = nn.Conv2d(4, 4, 3)
+            if float(conv.weight.detach().abs().sum()) == 0:
+                failures.append("a plain nn.Conv2d came out zero")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert type(ri.build("resnet18").conv1) is nn.Conv2d  # ordinary instances, not subclasses
+    assert float(torch.nn.Linear(4, 4).weight.detach().abs().sum()) > 0
