@@ -107,3 +107,74 @@ def test_building_from_many_threads_leaves_other_layers_alone():
     assert failures == []
     assert type(ri.build("resnet18").conv1) is nn.Conv2d  # ordinary instances, not subclasses
     assert float(torch.nn.Linear(4, 4).weight.detach().abs().sum()) > 0
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+@pytest.fixture
+def state(tmp_path):
+    model = ri.build("resnet18", device="cpu", init=True)
+
+    def save(tensors, name="ckpt.pth", **options):
+        path = tmp_path / name
+        torch.save(tensors, path, **options)
+        return str(path)
+
+    return model.state_dict(), save
+
+
+def test_stacked_prefixes_are_stripped(state):
+    sd, save = state
+    for prefix, stripped in (
+        ("module.backbone.", ("module.", "backbone.")),
+        ("module.module.", ("module.", "module.")),
+    ):
+        report = ri.load("resnet18", weights=save({prefix + k: v for k, v in sd.items()})).checkpoint
+        assert report.matches and report.stripped == stripped and report.loaded == len(sd)
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda t: t.to(torch.int64), "fc.weight is torch.int64 where the model's is torch.float32"),
+        (lambda t: torch.complex(t, t), "fc.weight is torch.complex64"),
+        (lambda t: t.to_sparse(), "fc.weight is a torch.sparse_coo tensor, not a dense one"),
+        (lambda t: torch.empty(t.shape, device="meta"), "fc.weight holds no data"),
+    ],
+)
+def test_tensors_that_are_not_dense_floats_are_refused(state, change, fragment):
+    sd, save = state
+    sd = dict(sd)
+    sd["fc.weight"] = change(sd["fc.weight"])
+    result = cli_run("show", "resnet18", "--weights", save(sd), ok=False)
+    assert result.exit_code == 2 and "refused to load" in result.output and fragment in result.output
+
+
+def test_files_that_are_no_plain_state_dicts(tmp_path, state):
+    import pickle
+    import zipfile
+
+    import numpy as np
+
+    _, save = state
+    protocol4 = tmp_path / "p4.pth"
+    protocol4.write_bytes(pickle.dumps({"a": Exploit()}, protocol=4))
+    numpy = save({"conv1.weight": np.zeros(3)}, "numpy.pth", _use_new_zipfile_serialization=True)
+    plain = save({"conv1.weight": torch.zeros(4)}, "plain.pth")
+    deflated = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for item in source.infolist():
+            bomb.writestr(item.filename, source.read(item.filename))
+    for path, fragment in (
+        (protocol4, "refused to load: its pickle uses instructions the safe (weights-only) reader does not accept"),
+        (numpy, "holds numpy arrays"),
+        (deflated, "refused to load: it has compressed entries"),
+        ("/dev/null", "is not a regular file"),
+    ):
+        result = cli_run("show", "resnet18", "--weights", str(path), ok=False)
+        assert result.exit_code == 2 and fragment in result.output and result.output.count("\n") == 1, result.output
