@@ -328,9 +328,12 @@ def effective_field(
     height, width = input_size(input)
     if device == "meta":
         raise InspectError("must be cpu or cuda, not meta: the effective field needs a real backward pass", "device")
+    planned, record = records(name, **options)
+    chosen = stage or record.stages[-1]
+    receptive_fields(record).stage(chosen)  # a stage that exists, before any work
+    _preflight(planned, record, height, width, 1, device, "the effective field (a forward and backward pass)")
     torch.manual_seed(seed)  # the random weights
     model, record = records(name, device=device, init=True, **options)
-    chosen = stage or record.stages[-1]
     return (
         model,
         receptive_fields(record),
@@ -445,9 +448,49 @@ def fvcore_costs(
 
     height, width = input_size(input)
     check_input(height, width, batch)
+    planned, record = records(name, **overrides)
+    _preflight(planned, record, height, width, batch, device, "fvcore's count (a real forward pass)", inference=True)
     loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
     counted = _costs_of(loaded, record, height, width, batch)
     return counted, fvcore_count(loaded.module, record, height, width, batch)
+
+
+def _preflight(
+    model: Model,
+    record: NetRecord,
+    height: int,
+    width: int,
+    batch: int,
+    device: str,
+    what: str,
+    inference: bool = False,
+) -> None:
+    """Refuse, with the estimate, a real-tensor run that would not fit in the device's free memory:
+    weights and gradients plus what autograd saves (a backward pass) or the forward peak (inference),
+    from the analytic memory model; where that model does not know a layer, a bound: every op's
+    output alive at once, three times over (an input, an output, a saved copy)."""
+    import math
+
+    from .machine import available_bytes
+    from .model.build import check_device
+    from .records.behaviour import forward_style
+
+    target = check_device(device)
+    if target.type == "meta":
+        raise InspectError(f"must be cpu or cuda, not meta: {what} runs real tensors", "device")
+    style = forward_style(model.module, record) if model.spec is None else "nested"
+    planned = memory_of(record, height, width, batch, optimizer="sgd", inference=inference, style=style)
+    need = planned.total_bytes
+    if need is None or not planned.complete:
+        counted = costs(record, height, width, batch)
+        outputs = sum(math.prod(row.output) for row in counted.layers) * batch
+        need = planned.weights_bytes * (1 if inference else 2) + 3 * 4 * outputs
+    free = available_bytes(target)
+    if need > free:
+        raise InspectError(
+            f"{what} of {record.model} at {height}x{width}, batch {batch}, needs about {need / 2**30:.2f} GiB "
+            f"but {target} has {free / 2**30:.2f} GiB free"
+        )
 
 
 def prepare_bench(

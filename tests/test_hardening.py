@@ -178,3 +178,23 @@ def test_files_that_are_no_plain_state_dicts(tmp_path, state):
     ):
         result = cli_run("show", "resnet18", "--weights", str(path), ok=False)
         assert result.exit_code == 2 and fragment in result.output and result.output.count("\n") == 1, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rf", "resnet50_vd", "--output-stride", "8", "--plot", "PLOT", "--input", "8192"),
+        ("flops", "resnet18", "--count", "fvcore", "--batch", "1000000"),
+    ],
+)
+def test_real_tensor_runs_that_cannot_fit_are_refused_before_any_work(args, tmp_path):
+    import tracemalloc
+
+    args = tuple(str(tmp_path / "x.png") if a == "PLOT" else a for a in args)
+    tracemalloc.start()
+    result = cli_run(*args, ok=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.exit_code == 2 and "needs about" in result.output and "GiB free" in result.output
+    assert result.output.count("\n") == 1 and peak < 64 * 2**20  # refused from the analytic estimate
+    assert not (tmp_path / "x.png").exists()
