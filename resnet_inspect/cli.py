@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,17 @@ EPILOG_NAMES = (
     "torchvision:NAME or timm:NAME (if installed; @os8 and @key=value pass through), or your own "
     "path/to/file.py:factory or package.module:factory (this runs your code)."
 )
+SORT_CHOICES = (  # api.SORT_KEYS (not imported here: --help starts without the library)
+    "name",
+    "params",
+    "macs",
+    "flops",
+    "activations",
+    "output_stride",
+    "feature_map",
+    "receptive_field",
+)
+PLOT_METAVAR = "FILE.png|svg|pdf"
 FLAGS = {
     "strict": "--non-strict",
     "stage": "--stage",
@@ -221,24 +233,26 @@ def _exclusive(chosen: dict[str, Any]) -> None:
 
 # -- output ------------------------------------------------------------------------------------------
 
-MIN_WIDTH = 100  # the widest stage table; a narrower terminal wraps rather than truncating digits
-
-
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    console = Console(stderr=stderr)
-    if console.width < MIN_WIDTH or not console.is_terminal:
-        console = Console(stderr=stderr, width=max(MIN_WIDTH, console.width if console.is_terminal else 200))
-    return console
+    return Console(stderr=stderr)
+
+
+def _width(console: Any) -> int | None:
+    """The width to lay tables out for: the terminal's, or COLUMNS when the user set it; None (no
+    limit: nothing wrapped, nothing cut) when the output is a file or a pipe."""
+    if console.is_terminal:
+        return console.width
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def _print_document(document: Any, stderr: bool = False) -> None:
-    from .output.render import to_rich
+    from .output.render import print_rich
 
     console = _console(stderr)
-    for part in to_rich(document):
-        console.print(part)
+    print_rich(document, console, _width(console))
 
 
 def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None:
@@ -351,7 +365,12 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
     type=click.Choice(["stage", "block", "layer"]),
     default="stage",
     show_default=True,
-    help="Breakdown granularity.",
+    help="Breakdown granularity (stem and head rows included); with several names, one report each.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(SORT_CHOICES),
+    help="Order the comparison table by this column, smallest first.",
 )
 @click.option(
     "--count",
@@ -369,44 +388,65 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
 )
 @click.option("--rois", default=300, show_default=True, type=int, help="RoIs per image for --split c4.")
 @click.option("--roi-size", default=7, show_default=True, type=int, help="RoI-pooled feature size for --split c4.")
-@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+@click.option(
+    "--freeze-at",
+    type=int,
+    metavar="[0|1|2|3|4|5]",
+    help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
+)
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
-    help="Bars of MACs and params per stage (grouped for several names); needs the plot extra.",
+    metavar=PLOT_METAVAR,
+    help="Bars of MACs, params and feature-map size per stage, one colour per model; needs the plot extra.",
 )
 @model_options
-def flops(names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot: str | None, **options: Any) -> None:
-    """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer.
+def flops(
+    names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot: str | None, sort: str | None, **options: Any
+) -> None:
+    """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer;
+    with several names, patterns or none, one comparison table.
 
     MACs count multiply-accumulates of conv and linear layers: the number torchvision, fvcore and the
-    ResNet papers call "FLOPs". With no NAME, one row per registered variant (the model-zoo table).
-    The default count runs no tensors: any input size costs the same.
+    ResNet papers call "FLOPs". One NAME prints its report (per stage, block or layer). Several
+    NAMEs, shell-style patterns of registered names ('resnet*d', quoted) or no NAME at all (every
+    registered name: the model zoo) print one row per model: params, MACs, FLOPs, activations,
+    output stride, final feature map and the last stage's receptive field. The default count runs no
+    tensors: any input size costs the same.
 
     \b
     Examples:
       resnet-inspect flops resnet50
+      resnet-inspect flops resnet50 resnet50_vd resnext50_32x4d wide_resnet50_2
+      resnet-inspect flops 'resnet*d' --input 512 --sort macs
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect flops resnet50 resnet50_vd --per block --json
       resnet-inspect flops                      # the model-zoo table at 224
       resnet-inspect flops resnet50 --count fvcore
       resnet-inspect flops resnet101 --split c4 --rois 300 --input 600x1000 --freeze-at 2
+      resnet-inspect flops resnet101 --split c4 --per block --input 600x1000
       resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
-    if (plot or split or options["freeze_at"] is not None) and not names:
-        raise click.UsageError("--plot, --split and --freeze-at need a NAME")
+    from .model.names import is_pattern
+
+    if (split or options["freeze_at"] is not None) and not names:
+        raise click.UsageError("--split and --freeze-at need a NAME")
     _exclusive({"--split": split, "--count fvcore": engine == "fvcore", "--plot": plot})
     _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": options["freeze_at"] is not None})
-    _exclusive({"--split": split, "--per": _given("per")})
+    if split and options["per"] == "layer":
+        raise click.UsageError("--split breaks down per stage or per block, not per layer")
     if not split and (_given("rois") or _given("roi_size")):
         raise click.UsageError("--rois and --roi-size belong to --split c4")
+    one = len(names) == 1 and not is_pattern(names[0])
+    compared = not (split or engine == "fvcore" or one or _given("per") or options["freeze_at"] is not None)
+    if sort and not compared:
+        raise click.UsageError("--sort orders the comparison table of several models (no --per, --split, --count)")
     if split:
         _flops_split(names, fmt, split, **options)
     elif engine == "fvcore":
         _flops_fvcore(names, fmt, **options)
-    elif not names:
-        _flops_zoo(fmt, **options)
+    elif compared:
+        _flops_compared(names, fmt, plot, sort, **options)
     else:
         _flops_names(names, fmt, plot, **options)
 
@@ -427,14 +467,14 @@ def _flops_names(
     from . import api
     from .output import schema
     from .output.costs import costs_document, many_costs_csv
-    from .output.show import freeze_note
+    from .output.show import freeze_document
 
     overrides, loading = _split(options)
     if plot:
         from .output.plots import check_output
 
         check_output(plot)
-    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in names]
+    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in api.expand(names)]
     frozen = [api.freeze(r, freeze_at) if freeze_at is not None else None for r in reports]
     for report in reports:
         _report_checkpoint(report)
@@ -446,16 +486,65 @@ def _flops_names(
     def document() -> Any:
         docs = [costs_document(r.costs, per, [op.name for op in r.record.probed] if r.record else ()) for r in reports]
         for doc, f in zip(docs, frozen):
-            doc.parts += [freeze_note(f)] if f else []
+            if f:
+                doc.extend(freeze_document(f))
         csv = docs[0].csv if len(docs) == 1 else many_costs_csv([r.costs for r in reports], per)
         return _merged(docs, csv)
+
+    def last_field(report: Any) -> Any:
+        fields = report.receptive_fields
+        return fields.stages[-1] if fields and fields.stages else None
 
     emit(
         fmt,
         document,
         lambda: _one_or_list(
-            [schema.flops(r.costs, per, freeze=f and schema.freeze(f)) for r, f in zip(reports, frozen)]
+            [
+                schema.flops(r.costs, per, last_field(r), freeze=f and schema.freeze(f))
+                for r, f in zip(reports, frozen)
+            ]
         ),
+    )
+    if plot and fmt == "table":
+        click.echo(f"wrote {plot}")
+
+
+def _flops_compared(
+    names: tuple[str, ...],
+    fmt: str,
+    plot: str | None,
+    sort: str | None,
+    size: str,
+    batch: int,
+    per: str,
+    device: str | None,
+    freeze_at: int | None,
+    rois: int,
+    roi_size: int,
+    **options: Any,
+) -> None:
+    from . import api
+    from .output import schema
+    from .output.costs import comparison_document
+
+    overrides, loading = _split(options)
+    if plot:
+        from .output.plots import check_output
+
+        check_output(plot)
+    rows = api.comparison(
+        names or None, size, batch, sort, device=device or "meta", **loading, **overrides
+    )
+    for row in rows:
+        _report_checkpoint(row)
+    if plot:
+        from .output.plots import plot_costs
+
+        plot_costs([row.costs for row in rows], plot)
+    emit(
+        fmt,
+        lambda: comparison_document([(row.costs, row.field) for row in rows]),
+        lambda: [schema.flops(row.costs, per, row.field) for row in rows],
     )
     if plot and fmt == "table":
         click.echo(f"wrote {plot}")
@@ -477,11 +566,12 @@ def _flops_split(
     from . import api
     from .output import schema
     from .output.costs import split_document
-    from .output.show import freeze_note
+    from .output.show import freeze_document
 
     overrides, loading = _split(options)
+    breakdown = per if _given("per") else None
     results = []
-    for name in names:
+    for name in api.expand(names):
         model, result, frozen = api.split(
             name,
             size,
@@ -498,12 +588,13 @@ def _flops_split(
         results.append((result, frozen))
 
     def document() -> Any:
-        docs = [split_document(sc) for sc, _ in results]
+        docs = [split_document(sc, breakdown) for sc, _ in results]
         for doc, (_, f) in zip(docs, results):
-            doc.parts += [freeze_note(f)] if f else []
+            if f:
+                doc.extend(freeze_document(f))
         return _merged(docs, docs[0].csv)
 
-    emit(fmt, document, lambda: _one_or_list([schema.split(sc, f) for sc, f in results]))
+    emit(fmt, document, lambda: _one_or_list([schema.split(sc, f, per) for sc, f in results]))
 
 
 def _flops_fvcore(
@@ -516,26 +607,13 @@ def _flops_fvcore(
     options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
     overrides, loading = _split(options)
     results = [
-        api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in names or api.list_names()
+        api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in api.expand(names)
     ]
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
         lambda: _one_or_list([schema.flops(c, per, fvcore=f) for c, f in results]),
     )
-
-
-def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **options: Any) -> None:
-    from . import api
-    from .output import schema
-    from .output.costs import zoo_document
-
-    options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
-    overrides, loading = _split(options)
-    if loading["weights"]:
-        raise click.UsageError("--weights needs a NAME")
-    results = api.zoo(None, size, batch, device=device or "meta", **overrides)
-    emit(fmt, lambda: zoo_document(results), lambda: [schema.flops(c, per) for c in results])
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -551,11 +629,19 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
+    metavar=PLOT_METAVAR,
     help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.",
 )
-@click.option("--stage", help="The stage whose centre unit --plot draws (default: the last).")
-@size_option("Input size for --plot.")
+@click.option(
+    "--stage",
+    metavar="[layer1|layer2|layer3|layer4]",
+    help="The stage whose centre unit --plot draws (default: the last).",
+)
+@size_option(
+    "Per stage, the feature-map size and how much of this image the centre unit's field covers "
+    "(clipped at the borders); the --plot input too.",
+    default=None,
+)
 @click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
 @model_options
@@ -565,7 +651,7 @@ def rf(
     per: str,
     plot: str | None,
     stage: str | None,
-    size: str,
+    size: str | None,
     samples: int,
     seed: int,
     device: str | None,
@@ -574,12 +660,15 @@ def rf(
     """Theoretical receptive field, jump, effective padding and centre per block and stage.
 
     Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
-    of what the two branches see; `aligned` says whether the branches share jump and centre.
+    of what the two branches see; `aligned` says whether the branches share jump and centre. With
+    --input, each stage's feature-map size at that input and how much of the image the field of its
+    centre unit covers, clipped at the borders (docs/conventions.md).
 
     \b
     Examples:
       resnet-inspect rf resnet50
       resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4 --per stage
+      resnet-inspect rf resnet50_vd --output-stride 8 --input 769 --per stage
       resnet-inspect rf resnet50d --json
       resnet-inspect rf resnet50 --plot rf.png --stage layer3 --input 512
     """
@@ -588,31 +677,27 @@ def rf(
     from .output.costs import rf_document
 
     overrides, loading = _split(options)
-    stray = [
-        flag
-        for flag, p in (
-            ("--stage", "stage"),
-            ("--input", "size"),
-            ("--samples", "samples"),
-            ("--seed", "seed"),
-        )
-        if _given(p)
-    ]
+    stray = [flag for flag, p in (("--stage", "stage"), ("--samples", "samples"), ("--seed", "seed")) if _given(p)]
     if stray and not plot:
         raise click.UsageError(f"{', '.join(stray)} only apply with --plot")
+    covered: Any = ()
     if plot:
         from .output.plots import check_output, plot_receptive_field
 
         check_output(plot)
         with _progress("effective field", fmt == "table") as progress:
             model, report, field = api.effective_field(
-                name, stage, size, samples, seed, device or "cpu", progress, **loading, **overrides
+                name, stage, size or "224", samples, seed, device or "cpu", progress, **loading, **overrides
             )
         plot_receptive_field(field, model.label, plot)
+        if size:
+            covered = api.coverage(name, size, device="meta", **overrides)[2]
+    elif size:
+        model, report, covered = api.coverage(name, size, device=device or "meta", **loading, **overrides)
     else:
         model, report = api.fields(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
-    emit(fmt, lambda: rf_document(report, per), lambda: schema.rf(report))
+    emit(fmt, lambda: rf_document(report, per, covered), lambda: schema.rf(report, covered))
     if plot and fmt == "table":
         click.echo(f"wrote {plot}")
 
