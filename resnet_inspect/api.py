@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InspectError
-from .model.names import REGISTRY, matching, natural_key, parse_int_list, resolve
+from .model.names import REGISTRY, is_pattern, matching, natural_key, parse_int_list, resolve
 from .model.spec import NetSpec
 from .numbers import detection
 from .numbers.costs import Costs, PartCost, costs
@@ -47,6 +47,7 @@ __all__ = [
     "build",
     "diff",
     "inspect",
+    "is_pattern",
     "load",
     "parse_input",
     "parse_int_list",

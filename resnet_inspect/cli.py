@@ -68,8 +68,31 @@ class IntList(click.ParamType):
             self.fail(error.detail, param, ctx)
 
 
+MODEL_PARAMS: set[str] = set()  # the parameters @model_options adds, listed in help under their own heading
+
+
+class SectionedCommand(click.Command):
+    """A command whose help lists its own options first, then the model options it shares."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """'Options' (the command's own), then 'Model options'."""
+        own, shared = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (shared if param.name in MODEL_PARAMS else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Model options (shared by every command that builds a model)"):
+                formatter.write_dl(shared)
+
+
 class OneLineErrors(click.Group):
     """A group whose every bad-input path ends in one line on stderr and exit status 2."""
+
+    command_class = SectionedCommand
 
     def main(
         self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, **extra: Any
@@ -112,7 +135,7 @@ def _fail(message: str) -> None:
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The overrides and loading options every command that builds a model accepts."""
     options = [
-        click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3."),
+        click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3 (or 3-4-6-3)."),
         click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
         click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
         click.option(
@@ -151,8 +174,17 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D).",
         ),
         click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
-        click.option("--output-stride", type=int, help="8, 16 or 32: later stages dilate instead of striding."),
-        click.option("--multi-grid", type=IntList(), help="Dilation factors of the last stage's blocks, e.g. 1,2,4."),
+        click.option(
+            "--output-stride",
+            type=int,
+            metavar="[8|16|32]",
+            help="Later stages dilate instead of striding.",
+        ),
+        click.option(
+            "--multi-grid",
+            type=IntList(),
+            help="Dilation factors of the last stage's blocks, e.g. 1,2,4 (or 1-2-4, as in @grid=1-2-4).",
+        ),
         click.option(
             "--dilation-style",
             type=click.Choice(["torchvision", "paddle"]),
@@ -170,8 +202,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--non-strict", is_flag=True, help="Load the keys that match and report the rest."),
     ]
+    before = len(getattr(command, "__click_params__", []))
     for option in reversed(options):
         command = option(command)
+    MODEL_PARAMS.update(p.name for p in command.__click_params__[before:] if p.name)  # type: ignore[attr-defined]
     return command
 
 
@@ -232,6 +266,7 @@ def _exclusive(chosen: dict[str, Any]) -> None:
 
 
 # -- output ------------------------------------------------------------------------------------------
+
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
@@ -322,7 +357,12 @@ def cli() -> None:
 @click.argument("name")
 @output_format("table", "notes", "json", "markdown", "csv")
 @size_option("Add each block's output C x H x W and cumulative stride.", default=None)
-@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+@click.option(
+    "--freeze-at",
+    type=int,
+    metavar="[0|1|2|3|4|5]",
+    help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
+)
 @model_options
 def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: str | None, **options: Any) -> None:
     """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
@@ -427,7 +467,7 @@ def flops(
       resnet-inspect flops resnet101 --split c4 --per block --input 600x1000
       resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
-    from .model.names import is_pattern
+    from .api import is_pattern
 
     if (split or options["freeze_at"] is not None) and not names:
         raise click.UsageError("--split and --freeze-at need a NAME")
@@ -470,11 +510,13 @@ def _flops_names(
     from .output.show import freeze_document
 
     overrides, loading = _split(options)
+    targets = api.expand(names)
     if plot:
-        from .output.plots import check_output
+        from .output.plots import check_models, check_output
 
         check_output(plot)
-    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in api.expand(names)]
+        check_models(len(targets))
+    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in targets]
     frozen = [api.freeze(r, freeze_at) if freeze_at is not None else None for r in reports]
     for report in reports:
         _report_checkpoint(report)
@@ -499,10 +541,7 @@ def _flops_names(
         fmt,
         document,
         lambda: _one_or_list(
-            [
-                schema.flops(r.costs, per, last_field(r), freeze=f and schema.freeze(f))
-                for r, f in zip(reports, frozen)
-            ]
+            [schema.flops(r.costs, per, last_field(r), freeze=f and schema.freeze(f)) for r, f in zip(reports, frozen)]
         ),
     )
     if plot and fmt == "table":
@@ -529,12 +568,11 @@ def _flops_compared(
 
     overrides, loading = _split(options)
     if plot:
-        from .output.plots import check_output
+        from .output.plots import check_models, check_output
 
         check_output(plot)
-    rows = api.comparison(
-        names or None, size, batch, sort, device=device or "meta", **loading, **overrides
-    )
+        check_models(len(api.expand(names)))
+    rows = api.comparison(names or None, size, batch, sort, device=device or "meta", **loading, **overrides)
     for row in rows:
         _report_checkpoint(row)
     if plot:
@@ -606,9 +644,7 @@ def _flops_fvcore(
 
     options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
     overrides, loading = _split(options)
-    results = [
-        api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in api.expand(names)
-    ]
+    results = [api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in api.expand(names)]
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
@@ -679,7 +715,8 @@ def rf(
     overrides, loading = _split(options)
     stray = [flag for flag, p in (("--stage", "stage"), ("--samples", "samples"), ("--seed", "seed")) if _given(p)]
     if stray and not plot:
-        raise click.UsageError(f"{', '.join(stray)} only apply with --plot")
+        verb = "applies" if len(stray) == 1 else "apply"
+        raise click.UsageError(f"{', '.join(stray)} {verb} only with --plot")
     covered: Any = ()
     if plot:
         from .output.plots import check_output, plot_receptive_field
@@ -835,7 +872,7 @@ def bench(
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
+    metavar=PLOT_METAVAR,
     help="Bars of the saved activations per stage (grouped for several names); needs the plot extra.",
 )
 @model_options
@@ -973,22 +1010,26 @@ def export_keys(name: str, fmt: str, device: str | None, **options: Any) -> None
 
 
 @cli.command(name="list")
+@click.argument("patterns", nargs=-1)
 @output_format("table", "json", "markdown", "csv")
-def list_names(fmt: str) -> None:
-    """Every registered variant name with its block, depths, groups x width and source convention.
+def list_names(patterns: tuple[str, ...], fmt: str) -> None:
+    """Every registered variant name (or those matching shell-style PATTERNs, as timm's
+    list_models) with its family, block, depths, groups x width, stem and source convention.
 
     Names outside the list still resolve through the grammar (resnet{D}, resnext{D}_{G}x{W}d,
     wide_resnet{D}_{K}, the _va/_vb/_vc/_vd suffixes and timm's c/d/s letters): see docs/variants.md.
+    Quote a pattern so that the shell leaves it alone.
 
     \b
-    Example:
+    Examples:
       resnet-inspect list
+      resnet-inspect list 'resnet*d' 'wide_*'
     """
     from . import api
     from .output import schema
     from .output.show import list_document
 
-    specs = api.list_specs()
+    specs = api.list_specs(patterns)
     emit(fmt, lambda: list_document(specs), lambda: schema.names(specs))
 
 

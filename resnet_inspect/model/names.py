@@ -355,7 +355,8 @@ def parse_int_list(text: str, param: str) -> tuple[int, ...]:
     """'3,4,6,3' or '3-4-6-3' -> (3, 4, 6, 3): ASCII digits separated by commas or dashes."""
     items = re.split(r"[,-]", text.strip())
     if any(not re.fullmatch(r"[0-9]{1,6}", t.strip()) for t in items):
-        raise InspectError(f"must be integers separated by ',' or '-' (e.g. 1,2,4), got {text!r}", param)
+        example = "3,4,6,3 or 3-4-6-3" if param.lstrip("@") == "layers" else "1,2,4 or 1-2-4"
+        raise InspectError(f"must be integers separated by ',' or '-' (e.g. {example}), got {text!r}", param)
     return tuple(int(t) for t in items)
 
 

@@ -134,9 +134,7 @@ class Coverage:
         return h * w / ((bottom - top + 1) * (right - left + 1))
 
 
-def coverage(
-    record: NetRecord, maps: dict[str, tuple[int, int]], height: int, width: int
-) -> tuple[Coverage, ...]:
+def coverage(record: NetRecord, maps: dict[str, tuple[int, int]], height: int, width: int) -> tuple[Coverage, ...]:
     """The centre unit of the stem's and every stage's feature map (`maps`: name -> height x width at
     this input) and how much of a `height` x `width` image its theoretical field covers."""
     per_axis = [receptive_fields(record, axis) for axis in (0, 1)]

@@ -145,7 +145,7 @@ def many_costs_csv(all_costs: Sequence[Costs], per: str) -> Table:
 # -- comparison (several models, or the zoo) -------------------------------------------------------
 
 COMPARISON_LEGEND = (
-    "GMACs = 10^9 multiply-accumulates of conv and linear layers (torchvision's \"GFLOPS\"); GFLOPs = 2 x GMACs; "
+    'GMACs = 10^9 multiply-accumulates of conv and linear layers (torchvision\'s "GFLOPS"); GFLOPs = 2 x GMACs; '
     "activations = output elements of conv and linear layers; receptive field = theoretical size, in input "
     "pixels, of what one unit of the last stage sees (whole input: a global pool or attention on the path)"
 )
@@ -416,6 +416,7 @@ def split_document(sc: SplitCosts, per: str | None = None) -> Document:
     """`flops --split`: the base once per image, the head once per RoI, and their sum; with `per`
     (stage or block) each one's rows too, adding up to it."""
     base = sc.base
+
     def span(stages: Sequence[str]) -> str:
         return stages[0] if len(stages) == 1 else f"{stages[0]}..{stages[-1]}"
 

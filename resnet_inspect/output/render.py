@@ -84,55 +84,66 @@ def _cell_len(text: str) -> int:
     return max((cell_len(line) for line in text.split("\n")), default=0)
 
 
-def phrases(text: str) -> list[tuple[str, str]]:
-    """(phrase, separator) pairs: a phrase ends after ', ', '; ' or ': ', or at a run of two or more
-    spaces, outside parentheses; the separator is the blank that follows it."""
-    out: list[tuple[str, str]] = []
-    start = depth = i = 0
+def phrases(text: str) -> list[tuple[int, int]]:
+    """Where `text` may break: (end of a phrase, start of the next) offsets. A phrase ends after ', '
+    or '; ', or at a run of two or more spaces, outside parentheses."""
+    out: list[tuple[int, int]] = []
+    depth = i = 0
     while i < len(text):
         char = text[i]
         if char in "([":
             depth += 1
         elif char in ")]":
             depth = max(0, depth - 1)
-        elif depth == 0 and (char in ",;:" and text[i + 1 : i + 2] == " " or text[i : i + 2] == "  "):
-            end = i + 1 if char != " " else i
-            blank = end
-            while blank < len(text) and text[blank] == " ":
-                blank += 1
-            out.append((text[start:end], text[end:blank]))
-            start = i = blank
+        elif depth == 0 and (char in ",;" and text[i + 1 : i + 2] == " " or text[i : i + 2] == "  "):
+            end = i if char == " " else i + 1
+            start = end
+            while start < len(text) and text[start] == " ":
+                start += 1
+            out.append((end, start))
+            i = start
             continue
         i += 1
-    if start < len(text):
-        out.append((text[start:], ""))
     return out
 
 
-def wrap_phrases(text: str, width: int | None) -> list[str]:
-    """`text` in lines of at most `width` cells, broken only between phrases (a phrase longer than a
-    line breaks between words); continuation lines are indented."""
-    import textwrap
+def _cuts(text: str, width: int | None) -> list[tuple[int, int]]:
+    """The breaks that fit `text` into lines of `width` cells (continuation lines indented), greedily;
+    a phrase longer than a line is left whole (the terminal breaks it between words)."""
+    if width is None or "\n" in text or _cell_len(text) <= width:
+        return []
+    cuts: list[tuple[int, int]] = []
+    line_start, indent, last = 0, 0, None
+    for end, start in [*phrases(text), (len(text), len(text))]:
+        if indent + _cell_len(text[line_start:end]) > width and last is not None:
+            cuts.append(last)
+            line_start, indent = last[1], len(INDENT)
+        last = (end, start)
+    return cuts
 
-    if width is None or _cell_len(text) <= width:
-        return [text]
-    lines: list[str] = []
-    line, gap = "", ""
-    for phrase, separator in phrases(text):
-        if not line:
-            line = (INDENT if lines else "") + phrase
-        elif _cell_len(line + gap + phrase) <= width:
-            line += gap + phrase
-        else:
-            lines.append(line)
-            line = INDENT + phrase
-        if _cell_len(line) > width:  # one phrase longer than a line: break it between words
-            pieces = textwrap.wrap(line, width, subsequent_indent=INDENT, break_long_words=False)
-            lines += pieces[:-1]
-            line = pieces[-1]
-        gap = separator
-    lines.append(line)
-    return [line.rstrip() for line in lines]
+
+def wrap_phrases(text: str, width: int | None) -> list[str]:
+    """`text` in lines of at most `width` cells where it can be, broken only between phrases;
+    continuation lines are indented."""
+    lines, begin = [], 0
+    for end, start in _cuts(text, width):
+        lines.append(text[begin:end])
+        begin = start
+    lines.append(text[begin:])
+    return [lines[0], *(INDENT + line for line in lines[1:])]
+
+
+def _wrapped(text: Any, width: int | None) -> Any:
+    """A rich Text broken between phrases to fit `width` (styles kept)."""
+    from rich.text import Text
+
+    cuts = _cuts(text.plain, width)
+    if not cuts:
+        return text
+    offsets = [n for cut in cuts for n in cut]
+    pieces = text.divide(offsets)
+    lines = [piece for i, piece in enumerate(pieces) if i % 2 == 0]
+    return Text("\n" + INDENT, style=text.style).join(lines)
 
 
 def _header(column: Column, short: bool) -> str:
@@ -262,7 +273,9 @@ def _rich_piece(table: Table, shown: Sequence[int], short: bool, width: int | No
         room = width - (_needed(table, shown, short)[0] - column_width(table, last, short))
     for i in shown:
         column = table.columns[i]
-        out.add_column(_header(column, short), justify="left" if column.left else "right", no_wrap=True, overflow="fold")
+        out.add_column(
+            _header(column, short), justify="left" if column.left else "right", no_wrap=True, overflow="fold"
+        )
     for row, style in zip(table.rows, table.styles):
         cells = []
         for i in shown:
@@ -282,7 +295,7 @@ def _rich_table(table: Table, width: int | None, said: set[str]) -> list[Any]:
     for n, piece in enumerate(plan.pieces):
         title = table.title + (" (continued)" if n else "") if table.title or n else ""
         if title:
-            out.append(Text("\n".join(wrap_phrases(title.strip(), width)), style="italic"))
+            out.append(_wrapped(Text(title.strip(), style="italic"), width))
         out.append(_rich_piece(table, piece, plan.short, width))
     shown = sorted({i for piece in plan.pieces for i in piece})
     spelled = [
@@ -293,11 +306,11 @@ def _rich_table(table: Table, width: int | None, said: set[str]) -> list[Any]:
     spelled = [line for line in spelled if line not in said]  # each abbreviation spelled out once
     said.update(spelled)
     if spelled:
-        out.append(Text("\n".join(wrap_phrases(", ".join(spelled), width)), style="dim"))
+        out.append(_wrapped(Text(", ".join(spelled), style="dim"), width))
     if plan.dropped:
         gone = ", ".join(f"{table.columns[i].header} ({table.columns[i].optional})" for i in plan.dropped)
         line = f"left out to fit {width} columns: {gone}; a wider terminal or another --format shows them"
-        out.append(Text("\n".join(wrap_phrases(line, width)), style="dim"))
+        out.append(_wrapped(Text(line, style="dim"), width))
     return out
 
 
@@ -318,13 +331,10 @@ def to_rich(document: Document, width: int | None = None) -> list[Any]:
     said: set[str] = set()
     for part in document.parts:
         if isinstance(part, Heading):
-            text = Text()
-            text.append("\n".join(wrap_phrases(part.title, width)), style="bold")
-            for line in part.lines:
-                text.append("\n" + "\n".join(wrap_phrases(line, width)), style=part.style)
-            out.append(text)
+            out.append(_wrapped(Text(part.title, style="bold"), width))
+            out += [_wrapped(Text(line, style=part.style), width) for line in part.lines]
         elif isinstance(part, Paragraph):
-            out.append(_paragraph_text(part))
+            out.append(_wrapped(_paragraph_text(part), width))
         else:
             out += _rich_table(part, width, said)
     return out

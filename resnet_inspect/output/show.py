@@ -194,9 +194,11 @@ def freeze_document(f: Freeze) -> Document:
     table.add("trainable", f.trainable_params)
     table.add("backbone", f.backbone_params, style="bold")
     lines = [
-        f"batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, {count(f.bn_params_trainable)} of "
-        "them in the trainable part; with every batch norm frozen (FrozenBatchNorm2d, the usual detection "
-        f"setting) {count(f.trainable_with_frozen_bn)} parameters train"
+        (
+            f"batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, {count(f.bn_params_trainable)} "
+            "of them in the trainable part; with every batch norm frozen (FrozenBatchNorm2d, the usual detection "
+            f"setting) {count(f.trainable_with_frozen_bn)} parameters train"
+        )
     ]
     if f.head_params:
         lines.append(f"the classifier's {count(f.head_params)} parameters are in neither count")
@@ -281,7 +283,16 @@ def list_document(specs: Sequence[NetSpec]) -> Document:
     """`resnet-inspect list`: one row per registered name."""
     table = Table(
         f"{len(specs)} registered variants",
-        tuple(plain(c) for c in ("name", "family", "convention", "block", "layers", "GxW", "stem", "shortcut")),
+        (
+            plain("name"),
+            Column("family", left=True, optional="ResNet-B/C/D..., from the knobs"),
+            Column("convention", left=True, optional="whose definition it follows"),
+            plain("block"),
+            plain("layers"),
+            plain("GxW"),
+            plain("stem"),
+            plain("shortcut"),
+        ),
     )
     for spec in specs:
         table.add(
@@ -290,7 +301,7 @@ def list_document(specs: Sequence[NetSpec]) -> Document:
             spec.convention,
             spec.block,
             "-".join(map(str, spec.layers)),
-            f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "-",
+            f"{spec.groups}x{spec.width_per_group}d" if spec.groups > 1 or spec.width_per_group != 64 else "-",
             "7x7" if spec.stem == "classic" else "deep " + ",".join(map(str, spec.stem_spec().widths)),
             spec.shortcut,
         )
