@@ -925,7 +925,7 @@ def memory(
 
         check_output(plot)
     results = []
-    for name in names:
+    for name in api.expand(names):
         model, result = api.memory(
             name,
             size,
