@@ -70,8 +70,9 @@ def to_csv(table: Table) -> str:
 # in this order of preference: as it is; with short headers and shares as percentages; without the
 # columns that may go (FLOPs = 2 x MACs, say); split into several tables that repeat the first column.
 # A row is never wrapped and a cell never cut; only a last column marked `wrap_last` breaks, between
-# phrases. Titles and heading lines break between phrases (after ', ', '; ', ': ' or at a run of
-# spaces, never inside parentheses). Without a width nothing is wrapped and nothing is cut.
+# phrases. Titles, heading lines and paragraphs break between phrases (after ', ' or '; ', or at a run
+# of spaces, never inside parentheses; a phrase longer than a line breaks between words). Without a
+# width nothing is wrapped and nothing is cut.
 
 BAR_WIDTH = 12  # a share drawn as a bar
 INDENT = "  "  # continuation lines of a wrapped title, heading line or cell
@@ -187,7 +188,7 @@ class Layout:
 def layout(table: Table, width: int | None) -> Layout:
     """The first layout that fits `width` (see the comment above); everything at once when None."""
     every = tuple(range(len(table.columns)))
-    if width is None or not table.rows and not table.columns:
+    if width is None or not table.columns:
         return Layout((every,), False)
     for short in (False, True):
         if _fits(table, every, short, width):

@@ -196,8 +196,8 @@ def freeze_document(f: Freeze) -> Document:
     lines = [
         (
             f"batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, {count(f.bn_params_trainable)} "
-            "of them in the trainable part; with every batch norm frozen (FrozenBatchNorm2d, the usual detection "
-            f"setting) {count(f.trainable_with_frozen_bn)} parameters train"
+            "of them in the trainable part; with every batch norm frozen (FrozenBatchNorm2d, as detection usually "
+            f"does), {count(f.trainable_with_frozen_bn)} parameters train"
         )
     ]
     if f.head_params:
