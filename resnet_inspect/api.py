@@ -12,19 +12,22 @@ build modules import it on first use.
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InspectError
-from .model.names import REGISTRY, natural_key, parse_int_list, resolve
+from .model.names import REGISTRY, is_pattern, matching, natural_key, parse_int_list, resolve
 from .model.spec import NetSpec
 from .numbers import detection
 from .numbers.costs import Costs, PartCost, costs
 from .numbers.detection import Freeze, SplitCosts
 from .numbers.diff import Diff
 from .numbers.diff import diff as compare
-from .numbers.fields import FieldReport, receptive_fields
+from .numbers.fields import Coverage, FieldReport, FieldRow, receptive_fields
+from .numbers.fields import coverage as field_coverage
 from .numbers.memory import Memory
 from .numbers.memory import memory as memory_of
 from .numbers.sizes import check_input, input_size, parse_bytes, parse_input
@@ -44,6 +47,7 @@ __all__ = [
     "build",
     "diff",
     "inspect",
+    "is_pattern",
     "load",
     "parse_input",
     "parse_int_list",
@@ -309,6 +313,16 @@ def fields(name: str, **options: Any) -> tuple[Model, FieldReport]:
     return model, receptive_fields(record)
 
 
+def coverage(name: str, input: Size = 224, **options: Any) -> tuple[Model, FieldReport, tuple[Coverage, ...]]:
+    """Theoretical receptive fields of a name, and for the centre unit of each stage at `input` how
+    much of the image its field covers (clipped at the borders; docs/conventions.md)."""
+    model, record = records(name, **options)
+    height, width = input_size(input)
+    counted = _costs_of(model, record, height, width)
+    maps = {p.name: (p.output[1], p.output[2]) for p in counted.stages if len(p.output) == 3}
+    return model, receptive_fields(record), field_coverage(record, maps, height, width)
+
+
 def effective_field(
     name: str,
     stage: str | None = None,
@@ -380,6 +394,82 @@ def memory(
     return model, result
 
 
+@dataclass(frozen=True)
+class Compared:
+    """One row of the comparison view: a model's costs, the receptive field of its last stage (None
+    when it does not read as a ResNet), and the checkpoint loaded into it."""
+
+    costs: Costs
+    field: FieldRow | None
+    checkpoint: CheckpointReport | None = None
+
+
+SORT_KEYS = ("name", "params", "macs", "flops", "activations", "output_stride", "feature_map", "receptive_field")
+
+
+def _sort_key(sort: str) -> Any:
+    def key(row: Compared) -> Any:
+        c, f = row.costs, row.field
+        values = {
+            "name": 0,
+            "params": c.params,
+            "macs": c.macs,
+            "flops": c.flops,
+            "activations": c.activations,
+            "output_stride": c.output_stride,
+            "feature_map": (math.prod(c.trunk.output[1:]), c.trunk.output[0]) if len(c.trunk.output) == 3 else (0, 0),
+            # a field that sees the whole input is the largest; an unknown one sorts last
+            "receptive_field": (f is None, bool(f and f.whole_input), f.size if f else 0),
+        }
+        return (values[sort], natural_key(c.model))
+
+    return key
+
+
+def comparison(
+    names: list[str] | tuple[str, ...] | None = None,
+    input: Size = 224,
+    batch: int = 1,
+    sort: str | None = None,
+    device: str = "meta",
+    weights: str | None = None,
+    strict: bool = True,
+    trust_code: bool = False,
+    **overrides: Any,
+) -> list[Compared]:
+    """`flops A B ...` and the zoo: costs and last-stage receptive field of each model at one input.
+    `names` may hold shell-style patterns over the registered names (`resnet*d`); None: every
+    registered name. In the order given, or ascending by `sort` (one of SORT_KEYS). Names that build
+    the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
+    from .model.build import build as build_spec
+    from .model.sources import parse_source
+    from .records.walker import walk as walk_module
+
+    if sort is not None and sort not in SORT_KEYS:
+        raise InspectError(f"must be one of {', '.join(SORT_KEYS)}, not {sort!r}", "sort")
+    height, width = input_size(input)
+    check_input(height, width, batch)
+    walked: dict[object, tuple[NetRecord, FieldRow]] = {}
+    rows = []
+    for name in expand(names):
+        if weights or parse_source(name).kind != "name":
+            report = inspect(name, (height, width), batch, device, weights, strict, trust_code=trust_code, **overrides)
+            assert report.costs is not None
+            field = report.receptive_fields.stages[-1] if report.receptive_fields else None
+            rows.append(Compared(report.costs, field, report.checkpoint))
+            continue
+        spec = resolve(name, **overrides)
+        key = (spec.stem_spec(), spec.blocks(), spec.num_classes, spec.norm, spec.preact)
+        if key not in walked:
+            record = walk_module(build_spec(spec, device=device), spec.name)
+            walked[key] = (record, receptive_fields(record).stages[-1])
+        record, field = walked[key]
+        rows.append(Compared(costs(replace(record, model=spec.name), height, width, batch), field))
+    if sort is not None:
+        rows.sort(key=_sort_key(sort))
+    return rows
+
+
 def zoo(
     names: list[str] | None = None,
     input: Size = 224,
@@ -389,36 +479,34 @@ def zoo(
     **overrides: Any,
 ) -> list[Costs]:
     """Costs of many variants at one input, in the order given (every registered name by default);
-    names that build the same layers (resnet50d and resnet50_vd at output stride 32, say) are walked once."""
-    from .model.build import build as build_spec
-    from .model.sources import parse_source
-    from .records.walker import walk as walk_module
-
-    height, width = input_size(input)
-    check_input(height, width, batch)
-    walked: dict[object, NetRecord] = {}
-    results = []
-    for name in names or list_names():
-        if parse_source(name).kind != "name":
-            model, record = records(name, device=device, trust_code=trust_code, **overrides)
-            results.append(_costs_of(model, record, height, width, batch))
-            continue
-        spec = resolve(name, **overrides)
-        key = (spec.stem_spec(), spec.blocks(), spec.num_classes)
-        if key not in walked:
-            walked[key] = walk_module(build_spec(spec, device=device), spec.name)
-        results.append(costs(replace(walked[key], model=spec.name), height, width, batch))
-    return results
+    the comparison view without its receptive fields."""
+    return [row.costs for row in comparison(names, input, batch, device=device, trust_code=trust_code, **overrides)]
 
 
-def list_names() -> list[str]:
-    """Every registered name, in natural order (resnet18 before resnet101)."""
-    return sorted(REGISTRY, key=natural_key)
+def list_names(patterns: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """Every registered name, in natural order (resnet18 before resnet101); with `patterns`, those
+    matching any of them (shell-style: `resnet*d`, `wide_*`)."""
+    everything = sorted(REGISTRY, key=natural_key)
+    if not patterns:
+        return everything
+    chosen = set()
+    for pattern in patterns:
+        found = [n for n in everything if fnmatch.fnmatchcase(n, pattern.strip().lower())]
+        if not found:
+            raise InspectError(f"{pattern.strip()!r} matches no registered name")
+        chosen.update(found)
+    return [n for n in everything if n in chosen]
 
 
-def list_specs() -> list[NetSpec]:
-    """The spec of every registered name, in natural order."""
-    return [REGISTRY[name]() for name in list_names()]
+def expand(names: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Names with their shell-style patterns (`resnet*d`) expanded over the registered names, each
+    once, in the order given; every registered name when there are none."""
+    return matching(list(names)) if names else list_names()
+
+
+def list_specs(patterns: list[str] | tuple[str, ...] | None = None) -> list[NetSpec]:
+    """The spec of every registered name (matching `patterns`), in natural order."""
+    return [REGISTRY[name]() for name in list_names(patterns)]
 
 
 def diff(a: str, b: str, input: Size = 224, device: str = "meta", **overrides: Any) -> Diff:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,17 @@ EPILOG_NAMES = (
     "path/to/file.py:factory or package.module:factory: this runs that file's or module's code (the "
     "Python API refuses such names unless called with trust_code=True)."
 )
+SORT_CHOICES = (  # api.SORT_KEYS (not imported here: --help starts without the library)
+    "name",
+    "params",
+    "macs",
+    "flops",
+    "activations",
+    "output_stride",
+    "feature_map",
+    "receptive_field",
+)
+PLOT_METAVAR = "FILE.png|svg|pdf"
 FLAGS = {
     "strict": "--non-strict",
     "stage": "--stage",
@@ -57,8 +69,31 @@ class IntList(click.ParamType):
             self.fail(error.detail, param, ctx)
 
 
+MODEL_PARAMS: set[str] = set()  # the parameters @model_options adds, listed in help under their own heading
+
+
+class SectionedCommand(click.Command):
+    """A command whose help lists its own options first, then the model options it shares."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """'Options' (the command's own), then 'Model options'."""
+        own, shared = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (shared if param.name in MODEL_PARAMS else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Model options (shared by every command that builds a model)"):
+                formatter.write_dl(shared)
+
+
 class OneLineErrors(click.Group):
     """A group whose every bad-input path ends in one line on stderr and exit status 2."""
+
+    command_class = SectionedCommand
 
     def main(
         self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, **extra: Any
@@ -101,7 +136,7 @@ def _fail(message: str) -> None:
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The overrides and loading options every command that builds a model accepts."""
     options = [
-        click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3."),
+        click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3 (or 3-4-6-3)."),
         click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
         click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
         click.option(
@@ -140,8 +175,17 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D).",
         ),
         click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
-        click.option("--output-stride", type=int, help="8, 16 or 32: later stages dilate instead of striding."),
-        click.option("--multi-grid", type=IntList(), help="Dilation factors of the last stage's blocks, e.g. 1,2,4."),
+        click.option(
+            "--output-stride",
+            type=int,
+            metavar="[8|16|32]",
+            help="Later stages dilate instead of striding.",
+        ),
+        click.option(
+            "--multi-grid",
+            type=IntList(),
+            help="Dilation factors of the last stage's blocks, e.g. 1,2,4 (or 1-2-4, as in @grid=1-2-4).",
+        ),
         click.option(
             "--dilation-style",
             type=click.Choice(["torchvision", "paddle"]),
@@ -159,8 +203,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--non-strict", is_flag=True, help="Load the keys that match and report the rest."),
     ]
+    before = len(getattr(command, "__click_params__", []))
     for option in reversed(options):
         command = option(command)
+    MODEL_PARAMS.update(p.name for p in command.__click_params__[before:] if p.name)  # type: ignore[attr-defined]
     return command
 
 
@@ -226,24 +272,27 @@ def _exclusive(chosen: dict[str, Any]) -> None:
 
 # -- output ------------------------------------------------------------------------------------------
 
-MIN_WIDTH = 100  # the widest stage table; a narrower terminal wraps rather than truncating digits
-
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    console = Console(stderr=stderr)
-    if console.width < MIN_WIDTH or not console.is_terminal:
-        console = Console(stderr=stderr, width=max(MIN_WIDTH, console.width if console.is_terminal else 200))
-    return console
+    return Console(stderr=stderr)
+
+
+def _width(console: Any) -> int | None:
+    """The width to lay tables out for: the terminal's, or COLUMNS when the user set it; None (no
+    limit: nothing wrapped, nothing cut) when the output is a file or a pipe."""
+    if console.is_terminal:
+        return console.width
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def _print_document(document: Any, stderr: bool = False) -> None:
-    from .output.render import to_rich
+    from .output.render import print_rich
 
     console = _console(stderr)
-    for part in to_rich(document):
-        console.print(part)
+    print_rich(document, console, _width(console))
 
 
 def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None:
@@ -313,7 +362,12 @@ def cli() -> None:
 @click.argument("name")
 @output_format("table", "notes", "json", "markdown", "csv")
 @size_option("Add each block's output C x H x W and cumulative stride.", default=None)
-@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+@click.option(
+    "--freeze-at",
+    type=int,
+    metavar="[0|1|2|3|4|5]",
+    help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
+)
 @model_options
 def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: str | None, **options: Any) -> None:
     """Per-block table of a variant: inplanes, planes, width, stride, dilation, groups, shortcut.
@@ -356,7 +410,12 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
     type=click.Choice(["stage", "block", "layer"]),
     default="stage",
     show_default=True,
-    help="Breakdown granularity.",
+    help="Breakdown granularity (stem and head rows included); with several names, one report each.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(SORT_CHOICES),
+    help="Order the comparison table by this column, smallest first.",
 )
 @click.option(
     "--count",
@@ -374,44 +433,65 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
 )
 @click.option("--rois", default=300, show_default=True, type=int, help="RoIs per image for --split c4.")
 @click.option("--roi-size", default=7, show_default=True, type=int, help="RoI-pooled feature size for --split c4.")
-@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen vs trainable parameters, batch norms.")
+@click.option(
+    "--freeze-at",
+    type=int,
+    metavar="[0|1|2|3|4|5]",
+    help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
+)
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
-    help="Bars of MACs and params per stage (grouped for several names); needs the plot extra.",
+    metavar=PLOT_METAVAR,
+    help="Bars of MACs, params and feature-map size per stage, one colour per model; needs the plot extra.",
 )
 @model_options
-def flops(names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot: str | None, **options: Any) -> None:
-    """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer.
+def flops(
+    names: tuple[str, ...], fmt: str, engine: str, split: str | None, plot: str | None, sort: str | None, **options: Any
+) -> None:
+    """Parameters, MACs, FLOPs (= 2 x MACs), activations and output shapes per stage, block or layer;
+    with several names, patterns or none, one comparison table.
 
     MACs count multiply-accumulates of conv and linear layers: the number torchvision, fvcore and the
-    ResNet papers call "FLOPs". With no NAME, one row per registered variant (the model-zoo table).
-    The default count runs no tensors: any input size costs the same.
+    ResNet papers call "FLOPs". One NAME prints its report (per stage, block or layer). Several
+    NAMEs, shell-style patterns of registered names ('resnet*d', quoted) or no NAME at all (every
+    registered name: the model zoo) print one row per model: params, MACs, FLOPs, activations,
+    output stride, final feature map and the last stage's receptive field. The default count runs no
+    tensors: any input size costs the same.
 
     \b
     Examples:
       resnet-inspect flops resnet50
+      resnet-inspect flops resnet50 resnet50_vd resnext50_32x4d wide_resnet50_2
+      resnet-inspect flops 'resnet*d' --input 512 --sort macs
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect flops resnet50 resnet50_vd --per block --json
       resnet-inspect flops                      # the model-zoo table at 224
       resnet-inspect flops resnet50 --count fvcore
       resnet-inspect flops resnet101 --split c4 --rois 300 --input 600x1000 --freeze-at 2
+      resnet-inspect flops resnet101 --split c4 --per block --input 600x1000
       resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
-    if (plot or split or options["freeze_at"] is not None) and not names:
-        raise click.UsageError("--plot, --split and --freeze-at need a NAME")
+    from .api import is_pattern
+
+    if (split or options["freeze_at"] is not None) and not names:
+        raise click.UsageError("--split and --freeze-at need a NAME")
     _exclusive({"--split": split, "--count fvcore": engine == "fvcore", "--plot": plot})
     _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": options["freeze_at"] is not None})
-    _exclusive({"--split": split, "--per": _given("per")})
+    if split and options["per"] == "layer":
+        raise click.UsageError("--split breaks down per stage or per block, not per layer")
     if not split and (_given("rois") or _given("roi_size")):
         raise click.UsageError("--rois and --roi-size belong to --split c4")
+    one = len(names) == 1 and not is_pattern(names[0])
+    compared = not (split or engine == "fvcore" or one or _given("per") or options["freeze_at"] is not None)
+    if sort and not compared:
+        raise click.UsageError("--sort orders the comparison table of several models (no --per, --split, --count)")
     if split:
         _flops_split(names, fmt, split, **options)
     elif engine == "fvcore":
         _flops_fvcore(names, fmt, **options)
-    elif not names:
-        _flops_zoo(fmt, **options)
+    elif compared:
+        _flops_compared(names, fmt, plot, sort, **options)
     else:
         _flops_names(names, fmt, plot, **options)
 
@@ -432,14 +512,16 @@ def _flops_names(
     from . import api
     from .output import schema
     from .output.costs import costs_document, many_costs_csv
-    from .output.show import freeze_note
+    from .output.show import freeze_document
 
     overrides, loading = _split(options)
+    targets = api.expand(names)
     if plot:
-        from .output.plots import check_output
+        from .output.plots import check_models, check_output
 
         check_output(plot)
-    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in names]
+        check_models(len(targets))
+    reports = [api.inspect(n, size, batch, device or "meta", **loading, **overrides) for n in targets]
     frozen = [api.freeze(r, freeze_at) if freeze_at is not None else None for r in reports]
     for report in reports:
         _report_checkpoint(report)
@@ -451,16 +533,61 @@ def _flops_names(
     def document() -> Any:
         docs = [costs_document(r.costs, per, [op.name for op in r.record.probed] if r.record else ()) for r in reports]
         for doc, f in zip(docs, frozen):
-            doc.parts += [freeze_note(f)] if f else []
+            if f:
+                doc.extend(freeze_document(f))
         csv = docs[0].csv if len(docs) == 1 else many_costs_csv([r.costs for r in reports], per)
         return _merged(docs, csv)
+
+    def last_field(report: Any) -> Any:
+        fields = report.receptive_fields
+        return fields.stages[-1] if fields and fields.stages else None
 
     emit(
         fmt,
         document,
         lambda: _one_or_list(
-            [schema.flops(r.costs, per, freeze=f and schema.freeze(f)) for r, f in zip(reports, frozen)]
+            [schema.flops(r.costs, per, last_field(r), freeze=f and schema.freeze(f)) for r, f in zip(reports, frozen)]
         ),
+    )
+    if plot and fmt == "table":
+        click.echo(f"wrote {plot}")
+
+
+def _flops_compared(
+    names: tuple[str, ...],
+    fmt: str,
+    plot: str | None,
+    sort: str | None,
+    size: str,
+    batch: int,
+    per: str,
+    device: str | None,
+    freeze_at: int | None,
+    rois: int,
+    roi_size: int,
+    **options: Any,
+) -> None:
+    from . import api
+    from .output import schema
+    from .output.costs import comparison_document
+
+    overrides, loading = _split(options)
+    if plot:
+        from .output.plots import check_models, check_output
+
+        check_output(plot)
+        check_models(len(api.expand(names)))
+    rows = api.comparison(names or None, size, batch, sort, device=device or "meta", **loading, **overrides)
+    for row in rows:
+        _report_checkpoint(row)
+    if plot:
+        from .output.plots import plot_costs
+
+        plot_costs([row.costs for row in rows], plot)
+    emit(
+        fmt,
+        lambda: comparison_document([(row.costs, row.field) for row in rows]),
+        lambda: [schema.flops(row.costs, per, row.field) for row in rows],
     )
     if plot and fmt == "table":
         click.echo(f"wrote {plot}")
@@ -482,11 +609,12 @@ def _flops_split(
     from . import api
     from .output import schema
     from .output.costs import split_document
-    from .output.show import freeze_note
+    from .output.show import freeze_document
 
     overrides, loading = _split(options)
+    breakdown = per if _given("per") else None
     results = []
-    for name in names:
+    for name in api.expand(names):
         model, result, frozen = api.split(
             name,
             size,
@@ -503,12 +631,13 @@ def _flops_split(
         results.append((result, frozen))
 
     def document() -> Any:
-        docs = [split_document(sc) for sc, _ in results]
+        docs = [split_document(sc, breakdown) for sc, _ in results]
         for doc, (_, f) in zip(docs, results):
-            doc.parts += [freeze_note(f)] if f else []
+            if f:
+                doc.extend(freeze_document(f))
         return _merged(docs, docs[0].csv)
 
-    emit(fmt, document, lambda: _one_or_list([schema.split(sc, f) for sc, f in results]))
+    emit(fmt, document, lambda: _one_or_list([schema.split(sc, f, per) for sc, f in results]))
 
 
 def _flops_fvcore(
@@ -520,27 +649,12 @@ def _flops_fvcore(
 
     options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
     overrides, loading = _split(options)
-    results = [
-        api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in names or api.list_names()
-    ]
+    results = [api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in api.expand(names)]
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
         lambda: _one_or_list([schema.flops(c, per, fvcore=f) for c, f in results]),
     )
-
-
-def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **options: Any) -> None:
-    from . import api
-    from .output import schema
-    from .output.costs import zoo_document
-
-    options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
-    overrides, loading = _split(options)
-    if loading["weights"]:
-        raise click.UsageError("--weights needs a NAME")
-    results = api.zoo(None, size, batch, device=device or "meta", trust_code=True, **overrides)
-    emit(fmt, lambda: zoo_document(results), lambda: [schema.flops(c, per) for c in results])
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -556,11 +670,19 @@ def _flops_zoo(fmt: str, size: str, batch: int, per: str, device: str | None, **
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
+    metavar=PLOT_METAVAR,
     help="Draw one unit's theoretical field over its effective field (Luo et al. 2016); plot extra.",
 )
-@click.option("--stage", help="The stage whose centre unit --plot draws (default: the last).")
-@size_option("Input size for --plot.")
+@click.option(
+    "--stage",
+    metavar="[layer1|layer2|layer3|layer4]",
+    help="The stage whose centre unit --plot draws (default: the last).",
+)
+@size_option(
+    "Per stage, the feature-map size and how much of this image the centre unit's field covers "
+    "(clipped at the borders); the --plot input too.",
+    default=None,
+)
 @click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
 @model_options
@@ -570,7 +692,7 @@ def rf(
     per: str,
     plot: str | None,
     stage: str | None,
-    size: str,
+    size: str | None,
     samples: int,
     seed: int,
     device: str | None,
@@ -579,12 +701,15 @@ def rf(
     """Theoretical receptive field, jump, effective padding and centre per block and stage.
 
     Follows Araujo, Norris & Sim (Distill, 2019), with dilation and, at each residual sum, the union
-    of what the two branches see; `aligned` says whether the branches share jump and centre.
+    of what the two branches see; `aligned` says whether the branches share jump and centre. With
+    --input, each stage's feature-map size at that input and how much of the image the field of its
+    centre unit covers, clipped at the borders (docs/conventions.md).
 
     \b
     Examples:
       resnet-inspect rf resnet50
       resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4 --per stage
+      resnet-inspect rf resnet50_vd --output-stride 8 --input 769 --per stage
       resnet-inspect rf resnet50d --json
       resnet-inspect rf resnet50 --plot rf.png --stage layer3 --input 512
     """
@@ -593,31 +718,28 @@ def rf(
     from .output.costs import rf_document
 
     overrides, loading = _split(options)
-    stray = [
-        flag
-        for flag, p in (
-            ("--stage", "stage"),
-            ("--input", "size"),
-            ("--samples", "samples"),
-            ("--seed", "seed"),
-        )
-        if _given(p)
-    ]
+    stray = [flag for flag, p in (("--stage", "stage"), ("--samples", "samples"), ("--seed", "seed")) if _given(p)]
     if stray and not plot:
-        raise click.UsageError(f"{', '.join(stray)} only apply with --plot")
+        verb = "applies" if len(stray) == 1 else "apply"
+        raise click.UsageError(f"{', '.join(stray)} {verb} only with --plot")
+    covered: Any = ()
     if plot:
         from .output.plots import check_output, plot_receptive_field
 
         check_output(plot)
         with _progress("effective field", fmt == "table") as progress:
             model, report, field = api.effective_field(
-                name, stage, size, samples, seed, device or "cpu", progress, **loading, **overrides
+                name, stage, size or "224", samples, seed, device or "cpu", progress, **loading, **overrides
             )
         plot_receptive_field(field, model.label, plot)
+        if size:
+            covered = api.coverage(name, size, device="meta", **overrides)[2]
+    elif size:
+        model, report, covered = api.coverage(name, size, device=device or "meta", **loading, **overrides)
     else:
         model, report = api.fields(name, device=device or "meta", **loading, **overrides)
     _report_checkpoint(model)
-    emit(fmt, lambda: rf_document(report, per), lambda: schema.rf(report))
+    emit(fmt, lambda: rf_document(report, per, covered), lambda: schema.rf(report, covered))
     if plot and fmt == "table":
         click.echo(f"wrote {plot}")
 
@@ -755,7 +877,7 @@ def bench(
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
-    metavar="FILE.png",
+    metavar=PLOT_METAVAR,
     help="Bars of the saved activations per stage (grouped for several names); needs the plot extra.",
 )
 @model_options
@@ -808,7 +930,7 @@ def memory(
 
         check_output(plot)
     results = []
-    for name in names:
+    for name in api.expand(names):
         model, result = api.memory(
             name,
             size,
@@ -893,22 +1015,26 @@ def export_keys(name: str, fmt: str, device: str | None, **options: Any) -> None
 
 
 @cli.command(name="list")
+@click.argument("patterns", nargs=-1)
 @output_format("table", "json", "markdown", "csv")
-def list_names(fmt: str) -> None:
-    """Every registered variant name with its block, depths, groups x width and source convention.
+def list_names(patterns: tuple[str, ...], fmt: str) -> None:
+    """Every registered variant name (or those matching shell-style PATTERNs, as timm's
+    list_models) with its family, block, depths, groups x width, stem and source convention.
 
     Names outside the list still resolve through the grammar (resnet{D}, resnext{D}_{G}x{W}d,
     wide_resnet{D}_{K}, the _va/_vb/_vc/_vd suffixes and timm's c/d/s letters): see docs/variants.md.
+    Quote a pattern so that the shell leaves it alone.
 
     \b
-    Example:
+    Examples:
       resnet-inspect list
+      resnet-inspect list 'resnet*d' 'wide_*'
     """
     from . import api
     from .output import schema
     from .output.show import list_document
 
-    specs = api.list_specs()
+    specs = api.list_specs(patterns)
     emit(fmt, lambda: list_document(specs), lambda: schema.names(specs))
 
 

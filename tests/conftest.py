@@ -18,6 +18,12 @@ def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
 
 
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch):
+    """Output as to a file or a pipe (no width), whatever COLUMNS the shell running the tests has."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "reference: compares with torchvision or timm themselves (needs them installed)")
 

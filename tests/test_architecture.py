@@ -21,7 +21,7 @@ ALLOWED = {
     "numbers": {"errors", "geometry", "records", "numbers"},
     "measure": {"errors", "geometry", "machine", "model", "records", "numbers", "measure"},
     "output": {"errors", "records", "numbers", "output"},
-    "api": {"errors", "geometry", "model", "records", "numbers", "measure", "output"},
+    "api": {"errors", "geometry", "machine", "model", "records", "numbers", "measure", "output"},
     "cli": {"errors", "api", "output"},
 }
 # Importing these never imports torch (their functions may, when called).

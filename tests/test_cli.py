@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import shlex
 import subprocess
 import sys
 
@@ -31,7 +32,9 @@ NOT_RUN_HERE = (".pth", ".png", "cuda", "bench ", "--count fvcore", "timm:", "to
 def help_examples(command):
     text = run(command, "--help").output
     return [
-        line.strip().split("#")[0].split() for line in text.splitlines() if line.strip().startswith("resnet-inspect ")
+        shlex.split(line.strip().split("#")[0])
+        for line in text.splitlines()
+        if line.strip().startswith("resnet-inspect ")
     ]
 
 
@@ -67,25 +70,27 @@ def test_show_table_lists_every_stage_and_the_parameter_count():
 
 
 # The layer notes of seed 000 for resnext50_32x4d, corrected: the first block of layers 2-4 has
-# stride 2 (and so does its 1x1 projection) in the real network.
+# stride 2 (and so does its 1x1 projection) in the real network, on the 3x3 (conv2; torchvision's
+# "V1.5"), and there are 3, 4, 6, 3 blocks, not 2, 3, 5, 3. Added: width = planes x 4 / 64 x 32.
 NOTES_LAYER2_START = """## Layer 2
 
-Bottleneck1(inplanes=256, planes=128, stride=2, downsample, groups=32, base_width=4, dilation=1)
+Bottleneck1(inplanes=256, planes=128, width=256, stride=2 (on conv2, the 3x3), downsample, groups=32, base_width=4, \
+dilation=1)
 \t-> Downsample(conv1x1(inplanes=256, outplanes=512, stride=2))
 \tIN: 256, OUT: 512
-Bottleneck2(inplanes=512, planes=128, stride=1, groups=32, base_width=4, dilation=1)
+Bottleneck2(inplanes=512, planes=128, width=256, stride=1, groups=32, base_width=4, dilation=1)
 \t(No Downsample)
 \tIN: 512, OUT: 512
 """
 NOTES_LAYER1 = """## Layer 1
 
-Bottleneck1(inplanes=64, planes=64, stride=1, downsample, groups=32, base_width=4, dilation=1)
+Bottleneck1(inplanes=64, planes=64, width=128, stride=1, downsample, groups=32, base_width=4, dilation=1)
 \t-> Downsample(conv1x1(inplanes=64, outplanes=256, stride=1))
 \tIN: 64, OUT: 256
-Bottleneck2(inplanes=256, planes=64, stride=1, groups=32, base_width=4, dilation=1)
+Bottleneck2(inplanes=256, planes=64, width=128, stride=1, groups=32, base_width=4, dilation=1)
 \t(No Downsample)
 \tIN: 256, OUT: 256
-Bottleneck3(inplanes=256, planes=64, stride=1, groups=32, base_width=4, dilation=1)
+Bottleneck3(inplanes=256, planes=64, width=128, stride=1, groups=32, base_width=4, dilation=1)
 \t(No Downsample)
 \tIN: 256, OUT: 256
 """
@@ -95,9 +100,18 @@ def test_notes_format_matches_the_seed_with_the_true_strides():
     out = run("show", "resnext50_32x4d", "--format", "notes").output
     assert NOTES_LAYER1 in out
     assert NOTES_LAYER2_START in out
-    assert "Bottleneck1(inplanes=512, planes=256, stride=2, downsample" in out
-    assert "Bottleneck1(inplanes=1024, planes=512, stride=2, downsample" in out
+    assert "Bottleneck1(inplanes=512, planes=256, width=512, stride=2 (on conv2, the 3x3), downsample" in out
+    assert "Bottleneck1(inplanes=1024, planes=512, width=1024, stride=2 (on conv2, the 3x3), downsample" in out
     assert out.count("Bottleneck") == 3 + 4 + 6 + 3
+
+
+def test_notes_say_where_the_stride_sits():
+    # ResNet-A (_va, MSRA's Caffe models): the stride on the first 1x1 of the bottleneck
+    out = run("show", "resnet50_va", "--format", "notes").output
+    assert "Bottleneck1(inplanes=256, planes=128, width=128, stride=2 (on conv1, the 1x1), downsample" in out
+    # a basic block strides on its first 3x3
+    out = run("show", "resnet18", "--format", "notes").output
+    assert "BasicBlock1(inplanes=64, planes=128, width=128, stride=2 (on conv1, the 3x3), downsample" in out
 
 
 def test_notes_show_the_avgpool_shortcut():
@@ -320,7 +334,8 @@ def test_console_script_gives_one_line_on_stderr():
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["rf", "resnet50", "--input", "512"], "--input only apply with --plot"),
+        (["rf", "resnet50", "--seed", "1"], "--seed applies only with --plot"),
+        (["rf", "resnet50", "--stage", "layer3", "--samples", "2"], "--stage, --samples apply only with --plot"),
         (["show", "resnet50", "--format", "notes", "--input", "224"], "not to the notes"),
         (["show", "resnet50", "--non-strict"], "--non-strict applies to --weights"),
         (["flops", "--freeze-at", "2"], "need a NAME"),

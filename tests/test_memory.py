@@ -471,7 +471,7 @@ def test_inference_view():
         (["resnet50", "--freeze-at", "7"], "--freeze-at must be 0 to 5"),
         (["resnet50", "--input", "0x5"], "--input must be positive"),
         (["resnet50", "--batch", "0"], "--batch must be at least 1"),
-        (["resnet50", "--plot", "memory.svg"], "--plot writes PNG files"),
+        (["resnet50", "--plot", "memory.jpg"], "--plot writes PNG, SVG or PDF"),
         ([], "name at least one model"),
     ],
 )

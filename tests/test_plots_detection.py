@@ -59,7 +59,19 @@ def test_cost_picture_with_grouped_bars(tmp_path):
     path = tmp_path / "cost.png"
     result = run("flops", "resnet50", "resnet50_vd", "--plot", str(path))
     assert result.exit_code == 0, result.output
-    assert png_size(path) == (1000, 500)
+    assert png_size(path) == (1200, 500)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".pdf", b"%PDF-")])
+def test_pictures_as_svg_and_pdf(tmp_path, suffix, magic):
+    pytest.importorskip("matplotlib")
+    for args in (["flops", "resnet18", "resnet34"], ["rf", "resnet18", "--stage", "layer1", "--input", "64"]):
+        path = tmp_path / f"{args[0]}{suffix}"
+        result = (
+            run(*args, "--plot", str(path), "--samples", "1") if args[0] == "rf" else run(*args, "--plot", str(path))
+        )
+        assert result.exit_code == 0, result.output
+        assert path.read_bytes().startswith(magic)
 
 
 def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
@@ -76,13 +88,14 @@ def test_bad_plot_requests(tmp_path):
     result = run("rf", "resnet18", "--plot", str(tmp_path / "missing" / "x.png"))
     assert result.exit_code == 2 and "cannot write" in result.output
     result = run("flops", "resnet18", "--plot", str(tmp_path / "x.jpg"))
-    assert result.exit_code == 2 and "should end in .png" in result.output
+    assert result.exit_code == 2 and "should end in .png, .svg or .pdf" in result.output
     result = run("rf", "resnet18", "--plot", str(tmp_path / "x.png"), "--stage", "layer9")
     assert (
         result.exit_code == 2 and "--stage must be one of layer1, layer2, layer3, layer4, not 'layer9'" in result.output
     )
-    result = run("flops", "--plot", str(tmp_path / "zoo.png"))
-    assert result.exit_code == 2 and "--plot, --split and --freeze-at need a NAME" in result.output
+    result = run("flops", "--plot", str(tmp_path / "zoo.png"))  # every registered name: too many bars
+    assert result.exit_code == 2 and "--plot draws at most 8 models" in result.output
+    assert not (tmp_path / "zoo.png").exists()
 
 
 # --- detection view ---------------------------------------------------------------------------------
@@ -164,13 +177,34 @@ def test_c5_split_uses_the_whole_trunk():
     assert data["base"]["params"] == 25_557_032 - 2_049_000
 
 
-def test_split_table_shows_the_json_numbers():
+def test_split_table_shows_the_json_numbers_and_adds_up():
     args = ("flops", "resnet101", "--split", "c4", "--input", "600x1000")
     data = json.loads(run(*args, "--json").output)
-    rows = {line.split("  ")[0].strip(): line.split() for line in run(*args).output.splitlines() if "  " in line}
-    assert rows["base (per batch)"][3:5] == [f"{data['base']['params']:,}", f"{data['base']['macs']:,}"]
-    assert rows["head per RoI"][3:5] == [f"{data['head']['params']:,}", f"{data['head']['macs_per_roi']:,}"]
-    assert rows["total"][1:3] == [f"{data['base']['params'] + data['head']['params']:,}", f"{data['macs']:,}"]
+    lines = [line.split() for line in run(*args).output.splitlines()]
+    rows = {words[0]: words for words in lines if words and words[0] in ("base", "head", "total")}
+    base, head = data["base"], data["head"]
+    assert rows["base"][1:5] == [f"{base[k]:,}" for k in ("params", "macs", "flops", "activations")]
+    assert rows["head"][:3] == ["head", "x", "300"]
+    assert rows["head"][3:7] == [f"{head[k]:,}" for k in ("params", "macs", "flops", "activations")]
+    # the rows add up: the head's parameters once, its work once per RoI
+    assert data["params"] == base["params"] + head["params"]
+    assert data["macs"] == base["macs"] + 300 * head["macs_per_roi"]
+    assert data["activations"] == base["activations"] + 300 * head["activations_per_roi"]
+    assert rows["total"][1:5] == [f"{data[k]:,}" for k in ("params", "macs", "flops", "activations")]
+
+
+def test_split_per_block_rows_add_up_to_base_and_head():
+    data = json.loads(
+        run("flops", "resnet101", "--split", "c4", "--input", "600x1000", "--per", "block", "--json").output
+    )
+    base, head = data["base"], data["head"]
+    assert [p["name"] for p in base["parts"]] == ["stem", "layer1", "layer2", "layer3"]
+    assert len(base["blocks"]) == 3 + 4 + 23 and len(head["blocks_per_roi"]) == 3
+    for key in ("params", "macs", "activations"):
+        assert base["parts"][0][key] + sum(b[key] for b in base["blocks"]) == base[key]
+        assert sum(b[key] for b in head["blocks_per_roi"]) == head[key if key == "params" else f"{key}_per_roi"]
+    table = run("flops", "resnet101", "--split", "c4", "--input", "600x1000", "--per", "stage").output
+    assert "base per stage, once per batch" in table and "head per stage, one RoI" in table
 
 
 def test_freeze_at_by_hand():
@@ -180,12 +214,33 @@ def test_freeze_at_by_hand():
     first = 64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256 + 2 * (64 + 64 + 256 + 256)  # with its projection
     later = 256 * 64 + 64 * 64 * 9 + 64 * 256 + 2 * (64 + 64 + 256)
     layer1 = first + 2 * later
+    fc = 2048 * 1000 + 1000
     assert freeze["frozen_params"] == stem + layer1
-    assert freeze["trainable_params"] == 25_557_032 - stem - layer1
+    # the backbone only: torchvision's total less the classifier
+    assert freeze["trainable_params"] == 25_557_032 - fc - stem - layer1
+    assert freeze["backbone_params"] == 25_557_032 - fc and freeze["head_params"] == fc
     # batch norms: 1 in the stem, 3 per block, 1 per projection: 1 + 16 * 3 + 4
     assert freeze["bn_layers"] == 1 + 16 * 3 + 4
     flops_data = json.loads(run("flops", "resnet50", "--freeze-at", "0", "--json").output)
     assert flops_data["freeze"]["frozen_params"] == 0
+
+
+def test_resnet101_c4_freeze_counts_the_backbone_only():
+    args = ("flops", "resnet101", "--split", "c4", "--input", "600x1000", "--freeze-at", "2")
+    freeze = json.loads(run(*args, "--json").output)["freeze"]
+    stem = 64 * 3 * 49 + 2 * 64
+    layer1 = (64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256 + 2 * (64 + 64 + 256 + 256)) + 2 * (
+        256 * 64 + 64 * 64 * 9 + 64 * 256 + 2 * (64 + 64 + 256)
+    )
+    backbone = 44_549_160 - (2048 * 1000 + 1000)  # torchvision's resnet101 less its fc
+    trainable = backbone - stem - layer1
+    # batch norms of layer2..4: per bottleneck planes + planes + 4 planes channels, plus each projection's 4 planes
+    channels = sum(n * 6 * p + 4 * p for n, p in ((4, 128), (23, 256), (3, 512)))
+    assert (trainable, trainable - 2 * channels) == (42_274_816, 42_172_416)  # the figures
+    assert freeze["trainable_params"] == trainable
+    assert freeze["trainable_with_frozen_bn"] == trainable - 2 * channels
+    text = run(*args).output
+    assert "42,274,816" in text and "42,172,416" in text and "44,323,816" not in text
 
 
 @pytest.mark.parametrize(
@@ -198,7 +253,8 @@ def test_freeze_at_by_hand():
         (["--rois", "10"], "--rois and --roi-size belong to --split c4"),
         (["--split", "c4", "--count", "fvcore"], "--split and --count fvcore cannot be combined"),
         (["--split", "c4", "--plot", "x.png"], "--split and --plot cannot be combined"),
-        (["--split", "c4", "--per", "block"], "--split and --per cannot be combined"),
+        (["--split", "c4", "--per", "layer"], "--split breaks down per stage or per block"),
+        (["--split", "c4", "--sort", "macs"], "--sort orders the comparison table"),
     ],
 )
 def test_bad_detection_options(args, fragment):

@@ -222,7 +222,11 @@ def test_an_attention_gate_makes_the_field_the_whole_input():
 
 def test_notes_and_tables_show_attention_and_anti_aliasing():
     notes = cli_run("show", "seresnextaa101d_32x8d", "--format", "notes").output
-    assert "Bottleneck1(inplanes=256, planes=128, stride=2, downsample, groups=32, base_width=8, dilation=1, " in notes
+    # width = 128 planes x 8 / 64 x 32 groups; the stride sits on the anti-aliasing pool after the 3x3
+    assert (
+        "Bottleneck1(inplanes=256, planes=128, width=512, stride=2 (on aa, an average pool), downsample, "
+        "groups=32, base_width=8, dilation=1, " in notes
+    )
     assert "attention=se, anti_alias=avgpool)" in notes
     table = cli_run("show", "seresnet50", "--input", "224").output
     row = next(line.split() for line in table.splitlines() if line.startswith("0 ") and " 256 " in line)

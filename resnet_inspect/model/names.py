@@ -8,6 +8,7 @@ resolve as written. A name may carry overrides after `@`: `resnet101@os8`,
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -239,6 +240,31 @@ def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+GLOB = re.compile(r"[*?\[]")
+
+
+def is_pattern(text: str) -> bool:
+    """Whether a name (before its `@` overrides) is a shell-style pattern: `resnet*d`, `resnet5?`."""
+    return bool(GLOB.search(text.partition("@")[0]))
+
+
+def matching(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """Names and shell-style patterns (fnmatch, case-insensitive, over the registered names, in natural
+    order; `@overrides` after a pattern go to every match) -> names, each once, in the order given."""
+    registered = sorted(REGISTRY, key=natural_key)
+    found: list[str] = []
+    for text in patterns:
+        if not is_pattern(text):
+            found.append(text)
+            continue
+        pattern, at, options = text.partition("@")
+        matches = [n for n in registered if fnmatch.fnmatchcase(n, pattern.strip().lower())]
+        if not matches:
+            raise InspectError(f"{pattern.strip()!r} matches no registered name (`resnet-inspect list` shows them)")
+        found += [n + at + options for n in matches]
+    return list(dict.fromkeys(found))
+
+
 def closest(name: str, n: int = 3) -> list[str]:
     """The registered names nearest to a misspelt one."""
     return difflib.get_close_matches(normalize(name), list(REGISTRY), n=n, cutoff=0.6)
@@ -329,7 +355,8 @@ def parse_int_list(text: str, param: str) -> tuple[int, ...]:
     """'3,4,6,3' or '3-4-6-3' -> (3, 4, 6, 3): ASCII digits separated by commas or dashes."""
     items = re.split(r"[,-]", text.strip())
     if any(not re.fullmatch(r"[0-9]{1,6}", t.strip()) for t in items):
-        raise InspectError(f"must be integers separated by ',' or '-' (e.g. 1,2,4), got {text!r}", param)
+        example = "3,4,6,3 or 3-4-6-3" if param.lstrip("@") == "layers" else "1,2,4 or 1-2-4"
+        raise InspectError(f"must be integers separated by ',' or '-' (e.g. {example}), got {text!r}", param)
     return tuple(int(t) for t in items)
 
 

@@ -28,6 +28,24 @@ class SplitCosts:
     roi_size: int
     rois: int  # per image
     head_per_roi: PartCost | None  # one RoI: params, MACs, output shape (stride relative to the RoI)
+    base_parts: tuple[PartCost, ...] = ()  # the stem and each base stage, per batch
+    base_blocks: tuple[PartCost, ...] = ()  # each block of the base stages, per batch
+    head_blocks: tuple[PartCost, ...] = ()  # each block of the head, per RoI
+
+    @property
+    def head_runs(self) -> int:
+        """How many times the head runs: once per RoI of every image."""
+        return self.rois * self.batch if self.head_per_roi else 0
+
+    @property
+    def head_activations(self) -> int:
+        """Activations of the head for every RoI of every image."""
+        return self.head_per_roi.activations * self.head_runs if self.head_per_roi else 0
+
+    @property
+    def activations(self) -> int:
+        """Base plus head."""
+        return self.base.activations + self.head_activations
 
     @property
     def head_macs(self) -> int:
@@ -88,11 +106,12 @@ def split_costs(
         last.output,
         last.stride,
     )
-    head = None
+    stage_of = {b.name: b.stage for b in record.blocks}
+    head, head_blocks = None, []
     if split == "c4":
         blocks = record.stage_blocks()[stages[-1]]
         roi: Shape = (last.output[0], roi_size, roi_size)
-        shape, stride, _, rows = stage_through(record.model, blocks, roi, 1, 1, (roi_size, roi_size), probe)
+        shape, stride, head_blocks, rows = stage_through(record.model, blocks, roi, 1, 1, (roi_size, roi_size), probe)
         head = PartCost(
             stages[-1],
             sum(b.params for b in blocks),
@@ -112,24 +131,35 @@ def split_costs(
         roi_size,
         rois,
         head,
+        tuple(parts),
+        tuple(b for b in full.blocks if stage_of[b.name] in base_stages),
+        tuple(head_blocks),
     )
 
 
 @dataclass(frozen=True)
 class Freeze:
-    """detectron2's freeze_at: 0 freezes nothing, 1 the stem, 2 the stem and layer1, and so on."""
+    """detectron2's freeze_at on a backbone: 0 freezes nothing, 1 the stem, 2 the stem and layer1, and
+    so on. The backbone is the stem and the stages; the classifier (head) is not part of it."""
 
     freeze_at: int
     frozen_parts: tuple[str, ...]
     frozen_params: int
-    trainable_params: int
-    bn_layers: int  # every batch norm of the model
+    trainable_params: int  # backbone parameters outside the frozen parts
+    bn_layers: int  # every batch norm of the backbone
     bn_params: int  # their weights and biases
     bn_params_trainable: int  # those outside the frozen parts (frozen too where BN is frozen, the usual)
+    backbone_params: int = 0  # stem + stages = frozen + trainable
+    head_params: int = 0  # the classifier's, in neither count
+
+    @property
+    def trainable_with_frozen_bn(self) -> int:
+        """Trainable parameters when every batch norm is frozen (FrozenBatchNorm2d, detection's usual)."""
+        return self.trainable_params - self.bn_params_trainable
 
 
 def freeze(record: NetRecord, freeze_at: int) -> Freeze:
-    """Frozen and trainable parameters at `freeze_at`, and the batch norms."""
+    """Frozen and trainable backbone parameters at `freeze_at`, and the backbone's batch norms."""
     parts = ("stem", *record.stages)
     if not 0 <= freeze_at <= len(parts):
         raise InspectError(
@@ -137,19 +167,22 @@ def freeze(record: NetRecord, freeze_at: int) -> Freeze:
             "freeze_at",
         )
     frozen = parts[:freeze_at]
-    ops_by_part = {"stem": list(record.stem.ops), "head": list(record.head)}
-    params = {"stem": record.stem.params, "head": record.head_params}
+    ops_by_part = {"stem": list(record.stem.ops)}
+    params = {"stem": record.stem.params}
     for stage, blocks in record.stage_blocks().items():
         ops_by_part[stage] = [op for b in blocks for op in (*b.main, *b.shortcut)]
         params[stage] = sum(b.params for b in blocks)
     bn = {part: [op for op in ops if op.kind == "bn"] for part, ops in ops_by_part.items()}
     frozen_params = sum(params[p] for p in frozen)
+    backbone = sum(params.values())
     return Freeze(
         freeze_at=freeze_at,
         frozen_parts=frozen,
         frozen_params=frozen_params,
-        trainable_params=record.params - frozen_params,
+        trainable_params=backbone - frozen_params,
         bn_layers=sum(len(ops) for ops in bn.values()),
         bn_params=sum(op.params for ops in bn.values() for op in ops),
         bn_params_trainable=sum(op.params for part, ops in bn.items() if part not in frozen for op in ops),
+        backbone_params=backbone,
+        head_params=record.head_params,
     )

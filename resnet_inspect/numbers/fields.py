@@ -98,3 +98,56 @@ def receptive_fields(record: NetRecord, axis: int = 0) -> FieldReport:
             blocks.append(_row(block.name, field, aligned, main, short))
         stages.append(replace(blocks[-1], name=stage, aligned=stage_aligned))
     return FieldReport(record.model, field.jump, stem, tuple(blocks), tuple(stages))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the centre unit of a stage's feature map sees of one input image (docs/conventions.md):
+    its theoretical field as a box of input pixels, and that box clipped to the image."""
+
+    name: str
+    input: tuple[int, int]  # the image, height x width
+    feature: tuple[int, int]  # the stage's feature map, height x width
+    unit: tuple[int, int]  # the centre unit: ((H - 1) // 2, (W - 1) // 2)
+    box: tuple[int, int, int, int]  # top, left, bottom, right input pixels of its field (may pass the borders;
+    # the whole image when a global pool or attention lies on the path)
+    clipped: tuple[int, int, int, int]  # the box intersected with the image
+    whole_input: bool = False  # a global pool or attention on the path: the unit sees every pixel
+
+    @property
+    def covered(self) -> tuple[int, int]:
+        """Height and width, in pixels, of the image the field covers."""
+        top, left, bottom, right = self.clipped
+        return max(0, bottom - top + 1), max(0, right - left + 1)
+
+    @property
+    def image_fraction(self) -> float:
+        """The share of the image's pixels the field covers."""
+        h, w = self.covered
+        return h * w / (self.input[0] * self.input[1])
+
+    @property
+    def inside_fraction(self) -> float:
+        """The share of the field's pixels that lie on the image (the rest is padding)."""
+        top, left, bottom, right = self.box
+        h, w = self.covered
+        return h * w / ((bottom - top + 1) * (right - left + 1))
+
+
+def coverage(record: NetRecord, maps: dict[str, tuple[int, int]], height: int, width: int) -> tuple[Coverage, ...]:
+    """The centre unit of the stem's and every stage's feature map (`maps`: name -> height x width at
+    this input) and how much of a `height` x `width` image its theoretical field covers."""
+    per_axis = [receptive_fields(record, axis) for axis in (0, 1)]
+    out = []
+    for rows in zip((per_axis[0].stem, *per_axis[0].stages), (per_axis[1].stem, *per_axis[1].stages)):
+        feature = maps[rows[0].name]
+        unit = ((feature[0] - 1) // 2, (feature[1] - 1) // 2)
+        first = [unit[a] * rows[a].stride - rows[a].padding for a in (0, 1)]
+        last = [first[a] + rows[a].size - 1 for a in (0, 1)]
+        box = (first[0], first[1], last[0], last[1])
+        whole_input = rows[0].whole_input or rows[1].whole_input
+        if whole_input:  # every pixel of the image, and nothing else
+            box = (0, 0, height - 1, width - 1)
+        clipped = (max(box[0], 0), max(box[1], 0), min(box[2], height - 1), min(box[3], width - 1))
+        out.append(Coverage(rows[0].name, (height, width), feature, unit, box, clipped, whole_input))
+    return tuple(out)

@@ -141,6 +141,9 @@ def diff_document(d: Diff, show_all: bool = False) -> Document:
                 table.add(name, cell)
             doc.parts.append(table)
     doc.parts += _state_lines(d)
+    doc.parts.append(
+        note("[-x-]{+y+}: x in A, y in B; fields, stages and blocks that are equal are hidden (--all shows them)")
+    )
     return doc
 
 

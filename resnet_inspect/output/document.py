@@ -46,6 +46,8 @@ class Column:
     left: bool = False
     text: Callable[[Any], str] = str  # for ints, floats and None (other cells carry their own text)
     key: str = ""  # the CSV header; the header itself when empty
+    short: str = ""  # a shorter header for a narrow terminal (the legend under the table spells it out)
+    optional: str = ""  # why the column may be left out when a terminal is too narrow ("= 2 x MACs")
 
     @property
     def csv_key(self) -> str:
@@ -53,14 +55,14 @@ class Column:
         return self.key or self.header
 
 
-def counted(header: str, key: str = "") -> Column:
+def counted(header: str, key: str = "", short: str = "", optional: str = "") -> Column:
     """A right-aligned column of counts with thousands separators."""
-    return Column(header, text=count, key=key)
+    return Column(header, text=count, key=key, short=short, optional=optional)
 
 
-def plain(header: str, key: str = "") -> Column:
+def plain(header: str, key: str = "", short: str = "") -> Column:
     """A left-aligned text column."""
-    return Column(header, left=True, key=key)
+    return Column(header, left=True, key=key, short=short)
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Table:
     columns: Sequence[Column]
     rows: list[tuple[Cell, ...]] = field(default_factory=list)
     styles: list[str | None] = field(default_factory=list)
-    wrap_last: bool = False  # the last column may wrap (long descriptions); no other cell does
+    wrap_last: bool = False  # the last column may wrap between phrases (long descriptions); no other cell does
 
     def add(self, *cells: Cell, style: str | None = None) -> None:
         """Append a row."""

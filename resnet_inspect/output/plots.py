@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 FIGURE_DPI = 100
 RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
-COST_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
+COST_FIGURE_INCHES = (12.0, 5.0)  # 1200 x 500 pixels
+FORMATS = (".png", ".svg", ".pdf")  # matplotlib picks the writer from the suffix
+MAX_MODELS = 8  # bars per stage that still read (and tab10's colours, one per model)
 MEMORY_FIGURE_INCHES = (10.0, 5.0)
 
 
@@ -30,10 +32,16 @@ def check_output(path: str) -> None:
     before any work is done."""
     _pyplot()
     target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise InspectError(f"writes PNG files: {path} should end in .png", "plot")
+    if target.suffix.lower() not in FORMATS:
+        raise InspectError(f"writes PNG, SVG or PDF: {path} should end in .png, .svg or .pdf", "plot")
     if not target.parent.is_dir():
         raise InspectError(f"cannot write {path}: no directory {target.parent}", "plot")
+
+
+def check_models(count: int) -> None:
+    """InspectError when a picture would hold more models than it can show apart."""
+    if count > MAX_MODELS:
+        raise InspectError(f"draws at most {MAX_MODELS} models, got {count}: name fewer or narrow the pattern", "plot")
 
 
 def _save(fig: Any, path: str) -> None:
@@ -65,7 +73,6 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     top, left, bottom, right = result.box
     fig, ax = plt.subplots(figsize=RF_FIGURE_INCHES, dpi=FIGURE_DPI)
     image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="|d unit / d input| (mean of samples)")
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
     ax.add_patch(
         Rectangle(
@@ -80,12 +87,18 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     )
     ax.plot([result.center[1]], [result.center[0]], marker="+", color="cyan", markersize=10)
     ax.plot([result.peak[1]], [result.peak[0]], marker="x", color="white", markersize=6)
-    ax.set_xlim(min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
-    ax.set_ylim(max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
+    x_span = (min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
+    y_span = (max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
+    ax.set_xlim(*x_span)
+    ax.set_ylim(*y_span)
+    aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])  # the colour bar as tall as the picture
+    fig.colorbar(
+        image, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, aspect), label="|d unit / d input| (mean of samples)"
+    )
     ax.set_title(
         f"{model_label} {result.stage}, unit {result.unit} of {result.feature_size[0]}x{result.feature_size[1]}\n"
         f"theoretical field {bottom - top + 1}x{right - left + 1} (dashed; + its centre)\n"
-        f"effective field (x its peak), {result.samples} random inputs, seed {result.seed}",
+        f"effective field (x its peak), {result.samples} random input{'s' if result.samples != 1 else ''}, seed {result.seed}",
         fontsize=8,
     )
     ax.set_xlabel("input x (pixels)")
@@ -95,41 +108,70 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
 
 
 def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
-    """MACs and parameters per stage as (grouped) bars, feature-map size per stage on a second axis."""
+    """Three panels of grouped bars, one colour per model: MACs, parameters and the feature map's
+    H x W (log scale) per stage; the legend under the panels, outside the bars."""
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
 
-    names = [s.name for s in all_costs[0].stages]
-    fig, (macs_ax, params_ax) = plt.subplots(1, 2, figsize=COST_FIGURE_INCHES, dpi=FIGURE_DPI)
+    names = list(dict.fromkeys(s.name for c in all_costs for s in c.stages))
+    fig, axes = plt.subplots(1, 3, figsize=COST_FIGURE_INCHES, dpi=FIGURE_DPI, layout="constrained")
+    macs_ax, params_ax, size_ax = axes
+    colours = plt.get_cmap("tab10").colors
     group = 0.8 / len(all_costs)
+    spatial = [n for n in names if all(len(s.output) == 3 for c in all_costs for s in c.stages if s.name == n)]
     for i, costs in enumerate(all_costs):
         stages = {s.name: s for s in costs.stages}
-        xs = [j - 0.4 + group * (i + 0.5) for j in range(len(names))]
-        macs_ax.bar(xs, [stages[n].macs / 1e9 if n in stages else 0 for n in names], group, label=costs.model)
-        params_ax.bar(xs, [stages[n].params / 1e6 if n in stages else 0 for n in names], group, label=costs.model)
-    sizes = macs_ax.twinx()
-    for costs in all_costs:
-        spatial = [(j, s.output) for j, s in enumerate(costs.stages) if len(s.output) == 3]
-        sizes.plot(
-            [j for j, _ in spatial],
-            [o[1] * o[2] for _, o in spatial],
-            marker="o",
-            linestyle=":",
-            label=f"{costs.model} H x W",
-        )
-    sizes.set_yscale("log")
-    sizes.set_ylabel("feature map H x W (pixels, log)")
+        offset = -0.4 + group * (i + 0.5)
+        colour = colours[i % len(colours)]
+        xs = [j + offset for j, n in enumerate(names) if n in stages]
+        macs_ax.bar(xs, [stages[n].macs / 1e9 for n in names if n in stages], group, color=colour, label=costs.model)
+        params_ax.bar(xs, [stages[n].params / 1e6 for n in names if n in stages], group, color=colour)
+        sized = [(j + offset, stages[n].output) for j, n in enumerate(spatial) if n in stages]
+        size_ax.bar([x for x, _ in sized], [o[1] * o[2] for _, o in sized], group, color=colour)
+        if len(all_costs) <= 4:  # each bar says its size when the models' maps differ there
+            for (x, output), n in zip(sized, [n for n in spatial if n in stages]):
+                if len(maps_of(all_costs, n)) > 1:
+                    size_ax.annotate(
+                        f"{output[1]}x{output[2]}",
+                        (x, output[1] * output[2]),
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        rotation=90,
+                        fontsize=6,
+                    )
     first = all_costs[0]
-    macs_ax.set_ylabel(f"GMACs at {first.input[0]}x{first.input[1]}, batch {first.batch}")
-    params_ax.set_ylabel("parameters (millions)")
-    for ax in (macs_ax, params_ax):
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names)
-    macs_ax.set_title("multiply-accumulates per stage (FLOPs = 2 x MACs)", fontsize=9)
-    params_ax.set_title("parameters per stage", fontsize=9)
-    params_ax.legend(fontsize=8)
-    sizes.legend(fontsize=7, loc="upper right")
-    fig.subplots_adjust(left=0.07, right=0.97, wspace=0.35, bottom=0.1, top=0.9)
+    fig.suptitle(
+        f"per stage at {first.input[0]}x{first.input[1]}, batch {first.batch} (MACs = multiply-accumulates, "
+        "FLOPs = 2 x MACs)",
+        fontsize=10,
+    )
+    macs_ax.set_title("GMACs", fontsize=9)
+    params_ax.set_title("parameters (millions)", fontsize=9)
+    size_ax.set_title("output H x W (pixels, log scale)", fontsize=9)
+    size_ax.set_yscale("log")
+    size_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    size_ax.margins(y=0.15)  # room for the size labels above the bars
+    maps = {n: maps_of(all_costs, n) for n in spatial}
+    shared = [
+        f"{n}\n{size[0]}x{size[1]}" if len(maps[n]) == 1 and (size := next(iter(maps[n]))) else n for n in spatial
+    ]
+    for ax, labels in ((macs_ax, names), (params_ax, names), (size_ax, shared)):
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    count = len(all_costs)
+    columns = count if sum(len(c.model) for c in all_costs) <= 120 else -(-count // 2)  # one row, or two
+    fig.legend(loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
     _save(fig, path)
+
+
+def maps_of(all_costs: Sequence[Costs], stage: str) -> set[tuple[int, ...]]:
+    """The distinct H x W of one stage's output over several models."""
+    return {s.output[1:] for c in all_costs for s in c.stages if s.name == stage}
 
 
 def _binary_unit(largest: float) -> tuple[str, int]:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..numbers.costs import Costs, PartCost
     from ..numbers.detection import Freeze, SplitCosts
     from ..numbers.diff import Diff, Metric
-    from ..numbers.fields import FieldReport
+    from ..numbers.fields import Coverage, FieldReport, FieldRow
     from ..numbers.memory import Memory, PartMemory
     from ..records.types import NetRecord
 
@@ -95,7 +95,7 @@ def show(
 
 def freeze(f: Freeze) -> dict[str, Any]:
     """--freeze-at."""
-    return jsonable(f)
+    return {**jsonable(f), "trainable_with_frozen_bn": f.trainable_with_frozen_bn}
 
 
 # -- flops ------------------------------------------------------------------------------------------
@@ -114,8 +114,16 @@ def part(p: PartCost) -> dict[str, Any]:
     }
 
 
-def flops(costs: Costs, per: str = "stage", **extra: Any) -> dict[str, Any]:
-    """`flops --json` for one model; `extra` adds sections (fvcore, freeze)."""
+def receptive_field(row: FieldRow | None) -> dict[str, Any] | None:
+    """The last stage's theoretical receptive field in `flops` JSON (None: not read as a ResNet)."""
+    if row is None:
+        return None
+    return {"stage": row.name, "size": row.size, "stride": row.stride, "global": row.whole_input}
+
+
+def flops(costs: Costs, per: str = "stage", field: FieldRow | None = None, **extra: Any) -> dict[str, Any]:
+    """`flops --json` for one model (`field`: its last stage's receptive field); `extra` adds
+    sections (fvcore, freeze)."""
     data: dict[str, Any] = {
         "schema": FLOPS,
         "model": costs.model,
@@ -133,6 +141,8 @@ def flops(costs: Costs, per: str = "stage", **extra: Any) -> dict[str, Any]:
         "complete": costs.complete,
         "uncounted": [{"module": u.module, "kind": u.kind, "reason": u.reason} for u in costs.uncounted],
         "notes": list(costs.notes),
+        "feature_map": list(costs.trunk.output),
+        "receptive_field": receptive_field(field),
     }
     if per == "block":
         data["blocks"] = [part(p) for p in costs.blocks]
@@ -142,8 +152,8 @@ def flops(costs: Costs, per: str = "stage", **extra: Any) -> dict[str, Any]:
     return data
 
 
-def split(sc: SplitCosts, frozen: Freeze | None = None) -> dict[str, Any]:
-    """`flops --split --json`."""
+def split(sc: SplitCosts, frozen: Freeze | None = None, per: str = "stage") -> dict[str, Any]:
+    """`flops --split --json`: base and head with their stages (blocks with `per` block)."""
     head = None
     if sc.head_per_roi:
         per_roi = sc.head_per_roi
@@ -154,20 +164,29 @@ def split(sc: SplitCosts, frozen: Freeze | None = None) -> dict[str, Any]:
             "params": per_roi.params,
             "macs_per_roi": per_roi.macs,
             "flops_per_roi": per_roi.flops,
+            "activations_per_roi": per_roi.activations,
             "output": list(per_roi.output),
             "macs": sc.head_macs,
             "flops": sc.head_flops,
+            "activations": sc.head_activations,
         }
+        if per == "block":
+            head["blocks_per_roi"] = [part(p) for p in sc.head_blocks]
+    base = {**part(sc.base), "stages": ["stem", *sc.base_stages], "parts": [part(p) for p in sc.base_parts]}
+    if per == "block":
+        base["blocks"] = [part(p) for p in sc.base_blocks]
     data = {
         "schema": SPLIT,
         "model": sc.model,
         "split": sc.split,
         "input": list(sc.input),
         "batch": sc.batch,
-        "base": {**part(sc.base), "stages": ["stem", *sc.base_stages]},
+        "base": base,
         "head": head,
         "macs": sc.macs,
         "flops": sc.flops,
+        "params": sc.params,
+        "activations": sc.activations,
     }
     if frozen:
         data["freeze"] = freeze(frozen)
@@ -181,9 +200,24 @@ def field_row(row: Any) -> dict[str, Any]:
     return data
 
 
-def rf(report: FieldReport) -> dict[str, Any]:
-    """`rf --json`."""
+def coverage(c: Coverage) -> dict[str, Any]:
+    """One stage's centre unit at an input (`rf --input`)."""
     return {
+        "name": c.name,
+        "map": list(c.feature),
+        "unit": list(c.unit),
+        "box": list(c.box),
+        "clipped": list(c.clipped),
+        "covered": list(c.covered),
+        "image_fraction": c.image_fraction,
+        "inside_fraction": c.inside_fraction,
+        "global": c.whole_input,
+    }
+
+
+def rf(report: FieldReport, covered: Sequence[Coverage] = ()) -> dict[str, Any]:
+    """`rf --json` (with `input` and `coverage` when an input size was given)."""
+    data = {
         "schema": RF,
         "model": report.model,
         "output_stride": report.output_stride,
@@ -192,6 +226,10 @@ def rf(report: FieldReport) -> dict[str, Any]:
         "stages": [field_row(row) for row in report.stages],
         "complete": report.complete,
     }
+    if covered:
+        data["input"] = list(covered[0].input)
+        data["coverage"] = [coverage(c) for c in covered]
+    return data
 
 
 def bench(r: BenchResult) -> dict[str, Any]:
@@ -339,7 +377,7 @@ def report(
         "schema": REPORT,
         "model": model,
         "show": show(record, spec, costs) if record else None,
-        "flops": flops(costs),
+        "flops": flops(costs, field=fields_.stages[-1] if fields_ and fields_.stages else None),
         "rf": rf(fields_) if fields_ else None,
         "checkpoint": checkpoint(loaded),
         "unrecognised": list(unrecognised),

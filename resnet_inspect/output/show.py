@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..records.types import BLOCK_FIELDS
+from ..records.types import BLOCK_FIELDS, CONV_KINDS
 from .document import Column, Document, Heading, Table, count, counted, note, plain
 from .text import describe_spec, family, listed, shape_text
 
@@ -42,7 +42,7 @@ STEM_COLUMNS = (
     Column("stride"),
     counted("params"),
 )
-# "in"/"out" are inplanes/outplanes, "dil" the 3x3 dilation(s).
+# "in"/"out" are inplanes/outplanes, "dil" the 3x3 dilation(s) (SHOW_LEGEND says so under the tables).
 BLOCK_COLUMNS = (
     Column("#"),
     Column("in"),
@@ -51,12 +51,18 @@ BLOCK_COLUMNS = (
     Column("out"),
     plain("stride"),
     Column("dil"),
-    Column("groups"),
-    Column("base_width"),
+    Column("groups", short="g"),
+    Column("base_width", short="bw", optional="= width x 64 / (groups x planes)"),
     plain("shortcut"),
     counted("params"),
 )
 SHAPE_COLUMNS = (Column("output"), Column("cum"))
+SHOW_LEGEND = (
+    "in/out: a block's input/output channels; width: its 3x3's channels; stride 2@3x3: stride 2 on the "
+    "3x3 (2@1x1: on the first 1x1); dil: the 3x3's dilation; base_width: width x 64 / (groups x planes); "
+    "shortcut conv/2: 1x1 conv with stride 2, avgpool+conv: 2x2 average pool then 1x1 conv, -: identity"
+)
+HEAD_WORDS = {"adaptive_avgpool": "global avg pool", "linear": "fc", "avgpool": "avg pool"}
 EXTRA_COLUMN = plain("attn/aa")  # shown when some block has attention or anti-aliasing
 
 
@@ -116,6 +122,7 @@ def show_document(
                 *shape,
             )
         doc.parts.append(table)
+    doc.parts += _head_parts(record, costs)
     if record.probed:
         modules = [f"{op.name} ({op.module})" for op in record.probed]
         doc.parts.append(
@@ -123,10 +130,41 @@ def show_document(
         )
     if record.unrecognised:
         doc.parts.append(note(f"INCOMPLETE: left out: {listed(record.unrecognised)}", "yellow"))
+    doc.parts.append(note(SHOW_LEGEND))
     if frozen:
-        doc.parts.append(freeze_note(frozen))
+        doc.extend(freeze_document(frozen))
     doc.csv = blocks_csv(record, costs)
     return doc
+
+
+def _head_parts(record: NetRecord, costs: Costs | None) -> list[Any]:
+    """The head's table (what follows the last stage) and the sum the header's count is made of."""
+    parts: list[Any] = []
+    classifier = [op for op in record.head if op.kind == "linear"]
+    stages = sum(b.params for b in record.blocks)
+    if record.head_params or classifier:
+        layers = " + ".join(HEAD_WORDS.get(op.kind, op.kind) for op in record.head)
+        head = Table(f"head: {count(record.head_params)} parameters", (plain("layers"), Column("in"), Column("out")))
+        inputs = record.blocks[-1].outplanes if record.blocks else None
+        head.add(layers, inputs, classifier[-1].out_ch if classifier else None)
+        parts.append(head)
+    elif record.head:
+        last = costs.stages[-1].output if costs else None
+        shape = f" to {shape_text(last)}" if last else ""
+        parts.append(note(f"no head: no classifier, only a global pool{shape} (num_classes 0)"))
+    other = record.params - record.stem.params - stages - record.head_params
+    terms = [("stem", record.stem.params), ("stages", stages), ("head", record.head_params), ("other modules", other)]
+    shown = [(label, n) for label, n in terms if n or label in ("stem", "stages")]
+    parts.append(
+        note(
+            " + ".join(label for label, _ in shown)
+            + " = "
+            + " + ".join(count(n) for _, n in shown)
+            + f" = {count(record.params)} parameters",
+            None,
+        )
+    )
+    return parts
 
 
 def blocks_csv(record: NetRecord, costs: Costs | None) -> Table:
@@ -144,16 +182,27 @@ def blocks_csv(record: NetRecord, costs: Costs | None) -> Table:
     return table
 
 
-def freeze_note(f: Freeze) -> Any:
-    """One paragraph for --freeze-at."""
+def freeze_document(f: Freeze) -> Document:
+    """--freeze-at as a table: frozen and trainable backbone parameters (they add up to the backbone),
+    then the batch norms."""
     frozen = " + ".join(f.frozen_parts) or "nothing"
-    return note(
-        f"freeze-at {f.freeze_at} (detectron2): frozen {frozen}: {count(f.frozen_params)} parameters; trainable "
-        f"{count(f.trainable_params)}; batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, "
-        f"{count(f.bn_params_trainable)} of them outside the frozen part (frozen too when BN is frozen, the "
-        f"usual detection setting: then {count(f.trainable_params - f.bn_params_trainable)} trainable)",
-        None,
+    table = Table(
+        f"freeze_at {f.freeze_at} (detectron2): the backbone (stem + stages), not the classifier",
+        (plain("", "what"), counted("parameters", "params")),
     )
+    table.add(f"frozen: {frozen}", f.frozen_params)
+    table.add("trainable", f.trainable_params)
+    table.add("backbone", f.backbone_params, style="bold")
+    lines = [
+        (
+            f"batch norms: {f.bn_layers} layers, {count(f.bn_params)} parameters, {count(f.bn_params_trainable)} "
+            "of them in the trainable part; with every batch norm frozen (FrozenBatchNorm2d, as detection usually "
+            f"does), {count(f.trainable_with_frozen_bn)} parameters train"
+        )
+    ]
+    if f.head_params:
+        lines.append(f"the classifier's {count(f.head_params)} parameters are in neither count")
+    return Document([table, *(note(line, None) for line in lines)])
 
 
 # -- notes (seed 000's layer-notes format) ------------------------------------------------------
@@ -178,6 +227,21 @@ def _downsample_line(block: BlockRecord) -> str:
     return f"-> Downsample({', '.join(parts)})"
 
 
+def _stride_text(block: BlockRecord) -> str:
+    """'stride=1', or where the stride sits: 'stride=2 (on conv2, the 3x3)', '(on conv1, the 1x1)'."""
+    if block.stride == 1:
+        return "stride=1"
+    op = next((op for op in block.main if op.stride[0] > 1), None)
+    if op is None:
+        return f"stride={block.stride}"
+    where = op.name.removeprefix(block.name + ".")
+    if op.kind in CONV_KINDS:
+        what = f"the {op.kernel[0]}x{op.kernel[1]}"
+    else:
+        what = {"blur": "a blur pool", "avgpool": "an average pool"}.get(op.kind, f"a {op.kind}")
+    return f"stride={block.stride} (on {where}, {what})"
+
+
 def notes(record: NetRecord) -> str:
     """The hand-written layer notes format, one `BottleneckN(...)` line per block, generated."""
     first = record.blocks[0]
@@ -187,6 +251,9 @@ def notes(record: NetRecord) -> str:
         f"# {record.model}",
         "",
         f"output of a {first.type} block is always planes * expansion ({expansion})",
+        "width = channels of the 3x3 conv(s) = planes x base_width / 64 x groups",
+        "generated from the built network: its strides and block counts (hand-written notes may differ,",
+        "see docs/variants.md, 'Layer notes by hand')",
         "",
         "## Stem",
         "",
@@ -197,7 +264,7 @@ def notes(record: NetRecord) -> str:
     for number, blocks in enumerate(record.stage_blocks().values(), start=1):
         lines += ["", f"## Layer {number}", ""]
         for b in blocks:
-            args = [f"inplanes={b.inplanes}", f"planes={b.planes}", f"stride={b.stride}"]
+            args = [f"inplanes={b.inplanes}", f"planes={b.planes}", f"width={b.width}", _stride_text(b)]
             if b.downsample:
                 args.append("downsample")
             args += [f"groups={b.groups}", f"base_width={b.base_width}", f"dilation={b.dilation}"]
@@ -216,7 +283,16 @@ def list_document(specs: Sequence[NetSpec]) -> Document:
     """`resnet-inspect list`: one row per registered name."""
     table = Table(
         f"{len(specs)} registered variants",
-        tuple(plain(c) for c in ("name", "family", "convention", "block", "layers", "GxW", "stem", "shortcut")),
+        (
+            plain("name"),
+            Column("family", left=True, optional="ResNet-B/C/D..., from the knobs"),
+            Column("convention", left=True, optional="whose definition it follows"),
+            plain("block"),
+            plain("layers"),
+            plain("GxW"),
+            plain("stem"),
+            plain("shortcut"),
+        ),
     )
     for spec in specs:
         table.add(
@@ -225,7 +301,7 @@ def list_document(specs: Sequence[NetSpec]) -> Document:
             spec.convention,
             spec.block,
             "-".join(map(str, spec.layers)),
-            f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "-",
+            f"{spec.groups}x{spec.width_per_group}d" if spec.groups > 1 or spec.width_per_group != 64 else "-",
             "7x7" if spec.stem == "classic" else "deep " + ",".join(map(str, spec.stem_spec().widths)),
             spec.shortcut,
         )

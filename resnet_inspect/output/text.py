@@ -30,6 +30,16 @@ def size_text(size: Sequence[int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
+def grouping(spec: NetSpec) -> str:
+    """ResNeXt's '32x4d' only where the 3x3s are grouped; a plain or wide ResNet in words."""
+    g, w = spec.groups, spec.width_per_group
+    if g > 1:
+        return f"{g}x{w}d ({g} groups of {w} channels at 64 planes)"
+    if spec.block == "basic" or w == 64:
+        return "no groups (plain ResNet)" + (", width 64 per 64 planes" if spec.block == "bottleneck" else "")
+    return f"no groups, width {w} per 64 planes ({w / 64:g}x wide)"
+
+
 def describe_spec(spec: NetSpec) -> str:
     """One line naming every knob of a spec."""
     stem = (
@@ -40,7 +50,7 @@ def describe_spec(spec: NetSpec) -> str:
     pool = {"caffe": "Caffe's unpadded ceil-mode stem max-pool", "conv": "strided 3x3 conv as stem pool"}
     parts = [
         f"{spec.block} {list(spec.layers)}",
-        f"{spec.groups}x{spec.width_per_group}d" if spec.block == "bottleneck" else "",
+        grouping(spec),
         stem,
         "1x1 conv shortcut" if spec.shortcut == "conv" else "avg-pool + 1x1 conv shortcut",
         f"stride on the {spec.stride_at}" if spec.block == "bottleneck" else "",
