@@ -10,6 +10,7 @@ import errno
 import functools
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -69,11 +70,53 @@ class IntList(click.ParamType):
             self.fail(error.detail, param, ctx)
 
 
+class Count(click.ParamType):
+    """A non-negative integer in ASCII digits, at most 9 of them, no leading zeros (the library then
+    checks each option's own range)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """'32' -> 32; anything else fails with one line."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"0|[1-9][0-9]{0,8}", text):
+            self.fail(f"{str(value)!r} is not a non-negative integer of at most 9 ASCII digits", param, ctx)
+        return int(text)
+
+
+COUNT = Count()
 MODEL_PARAMS: set[str] = set()  # the parameters @model_options adds, listed in help under their own heading
 
 
 class SectionedCommand(click.Command):
-    """A command whose help lists its own options first, then the model options it shares."""
+    """A command whose help lists its own options first, then the model options it shares; an option
+    given twice, or given an empty value, is refused rather than taken or dropped silently."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Click's parsing, after refusing repeated single-valued options."""
+        names = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option) and not param.multiple:
+                names.update({opt: param for opt in (*param.opts, *param.secondary_opts)})
+        seen: dict[str, str] = {}
+        for arg in args:
+            if arg == "--":
+                break
+            option = arg.split("=", 1)[0]
+            param = names.get(option)
+            if param is None or param.name is None:
+                continue
+            if param.name in seen:
+                raise click.UsageError(f"{seen[param.name]} is given twice; give it once", ctx)
+            seen[param.name] = option
+        rest = super().parse_args(ctx, args)
+        flags = {p.name: p.opts[-1] for p in self.get_params(ctx) if isinstance(p, click.Option)}
+        for name, value in ctx.params.items():
+            if value == "":
+                raise click.UsageError(f"{flags.get(name, name)} is empty", ctx)
+        return rest
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """'Options' (the command's own), then 'Model options'."""
@@ -109,25 +152,38 @@ class OneLineErrors(click.Group):
             _fail(error.spelled(flag))
         except InspectError as error:
             _fail(error.spelled(flag))
+        except click.exceptions.NoArgsIsHelpError as error:  # `resnet-inspect` alone: its help
+            click.echo(error.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as error:
             where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
             _fail(error.format_message().replace("\n", " ") + where)
         except click.ClickException as error:
             error.show()
             sys.exit(error.exit_code)
-        except click.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(1)
-        except OSError as error:
-            if error.errno != errno.EPIPE:  # output piped into `head`: stop quietly
-                raise
-            sys.stderr.close()
-            sys.exit(1)
+        except (click.Abort, KeyboardInterrupt):
+            _interrupted()
+
+
+# Exit statuses (docs/cli.md): 0 done, 2 bad input (or output that cannot be written), 130
+# interrupted, 141 the reader of stdout went away; 1 only for bugs.
+EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_CLOSED_PIPE = 2, 130, 141
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(value: object) -> str:
+    """User text as it may appear in a message: control characters (terminal escapes) escaped."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", repr(value) if not isinstance(value, str) else value)
 
 
 def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+    click.echo("Error: " + _shown(message.replace("\n", "\\n")), err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _interrupted() -> None:
+    click.echo("Interrupted.", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 # -- shared options ----------------------------------------------------------------------------------
@@ -137,14 +193,14 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The overrides and loading options every command that builds a model accepts."""
     options = [
         click.option("--layers", type=IntList(), help="Blocks per stage, e.g. 3,4,6,3 (or 3-4-6-3)."),
-        click.option("--groups", type=int, help="Groups (cardinality) of every 3x3 conv."),
-        click.option("--width-per-group", type=int, help="Channels per group at 64 planes (ResNeXt's d)."),
+        click.option("--groups", type=COUNT, help="Groups (cardinality) of every 3x3 conv."),
+        click.option("--width-per-group", type=COUNT, help="Channels per group at 64 planes (ResNeXt's d)."),
         click.option(
             "--stem",
             type=click.Choice(["classic", "deep", "tiered"]),
             help="7x7 conv, or three 3x3 convs (tiered: widths 3/4, 1, 2 x stem width).",
         ),
-        click.option("--stem-width", type=int, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
+        click.option("--stem-width", type=COUNT, help="Classic: the 7x7's channels; deep: the first two 3x3s'."),
         click.option(
             "--stem-pool",
             type=click.Choice(["torch", "caffe", "conv"]),
@@ -158,7 +214,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Attention in every block: squeeze-excitation or ECA (timm's placement).",
         ),
         click.option(
-            "--se-reduction", "attention_reduction", type=int, help="SE's squeeze: C / this (16; ResNet-RS 4)."
+            "--se-reduction", "attention_reduction", type=COUNT, help="SE's squeeze: C / this (16; ResNet-RS 4)."
         ),
         click.option(
             "--aa",
@@ -174,10 +230,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["conv", "avgpool"]),
             help="Strided 1x1 conv, or avg-pool + 1x1 conv (ResNet-D).",
         ),
-        click.option("--num-classes", type=int, help="Classifier outputs; 0 drops the fc layer."),
+        click.option("--num-classes", type=COUNT, help="Classifier outputs; 0 drops the fc layer."),
         click.option(
             "--output-stride",
-            type=int,
+            type=COUNT,
             metavar="[8|16|32]",
             help="Later stages dilate instead of striding.",
         ),
@@ -242,7 +298,7 @@ def size_option(help: str, default: str | None = "224") -> Callable[[Callable[..
 
 def batch_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--batch N`, 1 by default."""
-    return click.option("--batch", default=1, show_default=True, type=int, help=help)
+    return click.option("--batch", default=1, show_default=True, type=COUNT, help=help)
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -300,7 +356,7 @@ def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None
     from .output import render
 
     if fmt == "json":
-        click.echo(render.to_json(data()))
+        click.echo(render.to_json(_with_checkpoints(data())))
         return
     doc = document()
     if fmt == "markdown":
@@ -309,6 +365,18 @@ def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None
         click.echo(render.to_csv(doc.csv), nl=False)
     else:
         _print_document(doc)
+
+
+def _with_checkpoints(data: Any) -> Any:
+    """JSON documents with the checkpoints loaded for them (what was loaded, what was left out)."""
+    from .output import schema
+
+    reports = click.get_current_context().meta.get("checkpoints", [])
+    documents = [data] if isinstance(data, dict) else data if isinstance(data, list) else []
+    if reports and len(reports) == len(documents) and all(isinstance(d, dict) for d in documents):
+        for document, report in zip(documents, reports):
+            document["checkpoint"] = schema.checkpoint(report)
+    return data
 
 
 def _one_or_list(items: list[Any]) -> Any:
@@ -322,6 +390,7 @@ def _report_checkpoint(model: Any) -> None:
     report = model.checkpoint
     if report is None:
         return
+    click.get_current_context().meta.setdefault("checkpoints", []).append(report)
     if not report.matches:
         _print_document(checkpoint_document(report), stderr=True)
     click.echo(checkpoint_line(report), err=True)
@@ -364,7 +433,7 @@ def cli() -> None:
 @size_option("Add each block's output C x H x W and cumulative stride.", default=None)
 @click.option(
     "--freeze-at",
-    type=int,
+    type=COUNT,
     metavar="[0|1|2|3|4|5]",
     help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
 )
@@ -431,11 +500,11 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
     type=click.Choice(["c4", "c5"]),
     help="Detection view: c4 = stem..layer3 base + layer4 per RoI (Faster R-CNN C4); c5 = whole trunk.",
 )
-@click.option("--rois", default=300, show_default=True, type=int, help="RoIs per image for --split c4.")
-@click.option("--roi-size", default=7, show_default=True, type=int, help="RoI-pooled feature size for --split c4.")
+@click.option("--rois", default=300, show_default=True, type=COUNT, help="RoIs per image for --split c4.")
+@click.option("--roi-size", default=7, show_default=True, type=COUNT, help="RoI-pooled feature size for --split c4.")
 @click.option(
     "--freeze-at",
-    type=int,
+    type=COUNT,
     metavar="[0|1|2|3|4|5]",
     help="detectron2's freeze_at: frozen vs trainable backbone parameters, batch norms.",
 )
@@ -480,7 +549,7 @@ def flops(
     _exclusive({"--count fvcore": engine == "fvcore", "--freeze-at": options["freeze_at"] is not None})
     if split and options["per"] == "layer":
         raise click.UsageError("--split breaks down per stage or per block, not per layer")
-    if not split and (_given("rois") or _given("roi_size")):
+    if split != "c4" and (_given("rois") or _given("roi_size")):
         raise click.UsageError("--rois and --roi-size belong to --split c4")
     one = len(names) == 1 and not is_pattern(names[0])
     compared = not (split or engine == "fvcore" or one or _given("per") or options["freeze_at"] is not None)
@@ -683,8 +752,8 @@ def _flops_fvcore(
     "(clipped at the borders); the --plot input too.",
     default=None,
 )
-@click.option("--samples", default=4, show_default=True, type=int, help="Random inputs averaged for --plot.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of those inputs and of the weights.")
+@click.option("--samples", default=4, show_default=True, type=COUNT, help="Random inputs averaged for --plot.")
+@click.option("--seed", default=0, show_default=True, type=COUNT, help="Seed of those inputs and of the weights.")
 @model_options
 def rf(
     name: str,
@@ -792,8 +861,8 @@ def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None
     help="Weights and inputs in this dtype.",
 )
 @click.option("--channels-last", is_flag=True, help="Run in channels-last memory format.")
-@click.option("--warmup", default=5, show_default=True, type=int, help="Untimed iterations first.")
-@click.option("--iters", default=20, show_default=True, type=int, help="Timed iterations.")
+@click.option("--warmup", default=5, show_default=True, type=COUNT, help="Untimed iterations first.")
+@click.option("--iters", default=20, show_default=True, type=COUNT, help="Timed iterations.")
 @model_options
 def bench(
     name: str,
@@ -864,7 +933,7 @@ def bench(
     show_default=True,
     help="State per trainable parameter: sgd none, momentum 1 copy, adam/adamw 2 copies.",
 )
-@click.option("--freeze-at", type=int, help="detectron2's freeze_at: frozen parts train nothing and save nothing.")
+@click.option("--freeze-at", type=COUNT, help="detectron2's freeze_at: frozen parts train nothing and save nothing.")
 @click.option("--inference", is_flag=True, help="Eval mode under no_grad: weights and the forward peak instead.")
 @click.option("--budget", metavar="SIZE", help="Memory to fit, e.g. 24GiB, 80GB, 512MiB: the biggest batch that does.")
 @click.option(
@@ -1044,7 +1113,26 @@ def main() -> None:
     # collector would walk every object torch created, several times, at ~40 ms a pass. `bench`,
     # the one long-running command, turns it back on.
     gc.disable()
-    cli(prog_name="resnet-inspect")
+    try:
+        cli(prog_name="resnet-inspect")
+        sys.stdout.flush()  # a write error surfaces here, inside the handlers below, not at exit
+    except KeyboardInterrupt:
+        _interrupted()
+    except OSError as error:
+        _output_failed(error)
+
+
+def _output_failed(error: OSError) -> None:
+    """stdout is gone (a closed pipe: stop quietly) or cannot be written (a full disk: one line)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more for the interpreter to flush at exit
+    except (OSError, ValueError):
+        pass
+    if error.errno == errno.EPIPE:
+        sys.exit(EXIT_CLOSED_PIPE)
+    click.echo(f"Error: cannot write the output: {error.strerror or error}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":  # pragma: no cover

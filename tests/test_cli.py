@@ -289,7 +289,7 @@ BAD_INPUT = [
     (["show", "resnet77"], "no stage table for depth 77"),
     (["show", "resnext18_32x4d"], "basic blocks"),
     (["show", "resnet50", "--output-stride", "12"], "--output-stride must be 8, 16 or 32"),
-    (["show", "resnet50", "--output-stride", "abc"], "not a valid integer"),
+    (["show", "resnet50", "--output-stride", "abc"], "'abc' is not a non-negative integer"),
     (["show", "resnet50", "--layers", "3,4,x,3"], "must be integers separated by ',' or '-'"),
     (["show", "resnet50", "--layers", "3,4,6"], "--layers needs 4 positive block counts"),
     (["show", "resnet50", "--multi-grid", "1,2", "--output-stride", "16"], "one factor per block"),

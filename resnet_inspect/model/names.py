@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InspectError
 from .spec import BASIC_DEPTHS, BOTTLENECK_DEPTHS, PADDLE_DEPTHS, RS_DEPTHS, NetSpec
 
-_NUMBER = r"[1-9][0-9]*"  # no leading zeros: "resnet050" is a typo, not resnet50
+_NUMBER = r"[1-9][0-9]{0,5}"  # no leading zeros ("resnet050" is a typo, not resnet50), no absurd sizes
 
 # What each bag-of-tricks letter (He et al., CVPR 2019) and timm letter changes from torchvision's default.
 LETTERS: Mapping[str, dict[str, Any]] = {
@@ -354,7 +354,7 @@ def parse_options(text: str) -> dict[str, str]:
 def parse_int_list(text: str, param: str) -> tuple[int, ...]:
     """'3,4,6,3' or '3-4-6-3' -> (3, 4, 6, 3): ASCII digits separated by commas or dashes."""
     items = re.split(r"[,-]", text.strip())
-    if any(not re.fullmatch(r"[0-9]{1,6}", t.strip()) for t in items):
+    if any(not re.fullmatch(r"0|[1-9][0-9]{0,5}", t.strip()) for t in items):
         example = "3,4,6,3 or 3-4-6-3" if param.lstrip("@") == "layers" else "1,2,4 or 1-2-4"
         raise InspectError(f"must be integers separated by ',' or '-' (e.g. {example}), got {text!r}", param)
     return tuple(int(t) for t in items)
@@ -362,7 +362,7 @@ def parse_int_list(text: str, param: str) -> tuple[int, ...]:
 
 def parse_int(text: str, param: str) -> int:
     """'32' -> 32: ASCII digits only, at most 9 of them (every count this tool takes fits)."""
-    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+    if not re.fullmatch(r"0|[1-9][0-9]{0,8}", text.strip()):
         raise InspectError(f"must be a non-negative integer, got {text!r}", param)
     return int(text)
 

@@ -275,8 +275,8 @@ def check_spec(spec: NetSpec) -> None:
         raise InspectError(f"must be 8, 16 or 32, got {spec.output_stride}{label}", "output_stride")
     if spec.dilation_style not in ("torchvision", "paddle"):
         raise InspectError(f"must be torchvision or paddle, not {spec.dilation_style!r}{label}", "dilation_style")
-    if spec.num_classes < 0:
-        raise InspectError(f"cannot be negative{label}", "num_classes")
+    if not 0 <= spec.num_classes <= MAX_CHANNELS:
+        raise InspectError(f"must be 0 to {MAX_CHANNELS}, got {spec.num_classes}{label}", "num_classes")
     if spec.multi_grid is not None:
         last = spec.layers[-1]
         grid = ",".join(map(str, spec.multi_grid))

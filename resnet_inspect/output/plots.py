@@ -8,6 +8,7 @@ with respect to the input, averaged over a few random inputs, for the randomly i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,16 @@ def check_output(path: str) -> None:
     before any work is done."""
     _pyplot()
     target = Path(path)
+    if target.name.lower() in FORMATS:  # "dir/.png": an extension and no name
+        raise InspectError(f"needs a file name before the extension, got {path!r}", "plot")
     if target.suffix.lower() not in FORMATS:
-        raise InspectError(f"writes PNG, SVG or PDF: {path} should end in .png, .svg or .pdf", "plot")
+        raise InspectError(f"writes PNG, SVG or PDF: {path!r} should end in .png, .svg or .pdf", "plot")
+    if target.is_dir():
+        raise InspectError(f"{path!r} is a directory", "plot")
     if not target.parent.is_dir():
-        raise InspectError(f"cannot write {path}: no directory {target.parent}", "plot")
+        raise InspectError(f"cannot write {path!r}: no directory {str(target.parent)!r}", "plot")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InspectError(f"cannot write {path!r}: permission denied", "plot")
 
 
 def check_models(count: int) -> None:
