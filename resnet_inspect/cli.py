@@ -910,6 +910,7 @@ def bench(
             **loading,
             **overrides,
         )
+    _report_checkpoint(result)
     emit(fmt, lambda: bench_document(result), lambda: schema.bench(result))
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import InspectError
 from ..machine import available_bytes, cpu_name
 from ..model.build import check_device, materialise, tensor_bytes
-from ..model.checkpoint import load_into
+from ..model.checkpoint import CheckpointReport, load_into
 from ..numbers.costs import DTYPE_BYTES, Costs, peak_activation_elements
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -52,6 +52,7 @@ class BenchResult:
     # `memory --inference`'s exact tensor-level prediction of the peak (weights + activations alive at
     # once, the input included); max allocated on CUDA adds workspaces and allocator rounding to it.
     predicted_bytes: int | None = None
+    checkpoint: CheckpointReport | None = None  # the weights loaded, and what was left out
 
 
 def estimate_bytes(model: nn.Module, costs: Costs, dtype: str) -> tuple[int, int]:
@@ -126,8 +127,7 @@ def run(
     target = preflight(model, costs, device, dtype, warmup, iters)
     estimated = sum(estimate_bytes(model, costs, dtype))  # of the float32 meta model, before the cast
     model = materialise(model, target)
-    if weights:
-        load_into(model, weights, strict)
+    loaded = load_into(model, weights, strict) if weights else None
     model = model.to(dtype=DTYPES[dtype]).eval()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -178,4 +178,5 @@ def run(
         estimated_bytes=estimated,
         latencies_ms=tuple(latencies),
         predicted_bytes=predicted,
+        checkpoint=loaded,
     )

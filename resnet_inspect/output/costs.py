@@ -388,6 +388,10 @@ def bench_document(r: BenchResult) -> Document:
     table.add("estimated need (weights + live activations)", f"{r.estimated_bytes / 2**20:,.1f} MiB")
     predicted = "unknown" if r.predicted_bytes is None else f"{r.predicted_bytes / 2**20:,.1f} MiB"
     table.add("predicted peak (memory --inference: tensors only)", predicted)
+    if r.checkpoint is not None:
+        from .show import checkpoint_line
+
+        table.add("weights", checkpoint_line(r.checkpoint))
     return Document([table], csv=table)
 
 
