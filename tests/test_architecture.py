@@ -23,6 +23,7 @@ ALLOWED = {
     "output": {"errors", "records", "numbers", "output"},
     "api": {"errors", "geometry", "machine", "model", "records", "numbers", "measure", "output"},
     "cli": {"errors", "api", "output"},
+    "console": {"cli"},
 }
 # Importing these never imports torch (their functions may, when called).
 TORCH_FREE = {"errors", "geometry", "machine", "numbers", "output", "records/types", "model/spec", "model/names", "api"}
