@@ -718,7 +718,13 @@ def _flops_fvcore(
 
     options.pop("freeze_at"), options.pop("rois"), options.pop("roi_size")
     overrides, loading = _split(options)
-    results = [api.fvcore_costs(n, size, batch, device or "cpu", **loading, **overrides) for n in api.expand(names)]
+    names = api.expand(names)
+    results = []
+    with _progress("fvcore's forward pass", fmt == "table") as progress:
+        for done, name in enumerate(names):
+            if progress:
+                progress(done, len(names))
+            results.append(api.fvcore_costs(name, size, batch, device or "cpu", **loading, **overrides))
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),
