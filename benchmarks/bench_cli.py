@@ -68,6 +68,14 @@ OURS = [
         "flops resnext101_32x16d --per layer, 16384x16384",
         "flops resnext101_32x16d --input 16384x16384 --per layer",
     ),
+    (
+        "flops seresnextaa101d_32x8d, 1024x2048, OS16",
+        "flops seresnextaa101d_32x8d --input 1024x2048 --output-stride 16",
+    ),
+    (
+        "flops resnet50 resnet50_vd resnext50_32x4d wide_resnet50_2",
+        "flops resnet50 resnet50_vd resnext50_32x4d wide_resnet50_2",
+    ),
     ("rf resnet152, OS8, multi-grid 1,2,4", "rf resnet152 --output-stride 8 --multi-grid 1,2,4"),
     ("diff resnet50d resnet50_vd, OS8", "diff resnet50d resnet50_vd --output-stride 8"),
     ("diff resnet101@os16 resnet101@os8, 1024x2048", "diff resnet101@os16 resnet101@os8 --input 1024x2048"),
