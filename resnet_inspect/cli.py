@@ -1044,16 +1044,22 @@ class _progress:
         self.description, self.shown, self.bar, self.task = description, shown, None, None
 
     def update(self, done: int, total: int) -> None:
-        """Advance the bar."""
+        """Advance the bar (drawn only on a terminal: elsewhere rich would leave a blank line)."""
+        if not self.shown:
+            return
         if self.bar is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+            console = _console(stderr=True)
+            if not console.is_terminal:
+                self.shown = False
+                return
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TextColumn("{task.completed}/{task.total}"),
                 TimeRemainingColumn(),
-                console=_console(stderr=True),
+                console=console,
                 transient=True,
             )
             self.bar.start()
