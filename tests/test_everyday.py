@@ -371,6 +371,19 @@ def test_the_layout_engine_on_a_table_too_wide_for_any_trick():
         assert sum(1 for line in lines if line.startswith("row0") and f"{10**12 + i:,}" in line) == 1
 
 
+def test_a_paragraph_breaks_between_phrases_and_a_long_phrase_between_words():
+    from resnet_inspect.output.render import wrap_phrases
+
+    short = "first phrase, second phrase; third"
+    assert wrap_phrases(short, 20) == ["first phrase,", "  second phrase;", "  third"]
+    # 'alpha (beta gamma delta epsilon zeta)' is 37 cells, longer than a line of 30: it alone breaks
+    # between words, and the next phrase goes on filling the line it ends on
+    text = "one, alpha (beta gamma delta epsilon zeta), two, three"
+    lines = wrap_phrases(text, 30)
+    assert lines == ["one, alpha (beta gamma delta", "  epsilon zeta), two, three"]
+    assert " ".join(line.strip() for line in lines) == text
+
+
 def test_legend_under_show():
     out = cli_run("show", "resnet50_vd").output.replace("\n  ", " ")
     for symbol in ("stride 2@3x3: stride 2 on the 3x3", "conv/2: 1x1 conv with stride 2", "base_width: width x 64"):
