@@ -388,6 +388,16 @@ def test_legend_under_show():
     out = cli_run("show", "resnet50_vd").output.replace("\n  ", " ")
     for symbol in ("stride 2@3x3: stride 2 on the 3x3", "conv/2: 1x1 conv with stride 2", "base_width: width x 64"):
         assert symbol in out
+    assert "attn/aa" not in out and "cum:" not in out  # only what the tables show
+    out = cli_run("show", "seresnextaa101d_32x8d", "--input", "512").output.replace("\n  ", " ")
+    for symbol in (
+        "attn/aa: the block's attention and anti-aliasing",
+        "se: squeeze-excitation",
+        "avgpool: a 2x2 average pool after the 3x3 carries the stride (2@avgpool)",
+        "output: the block's output C x H x W; cum: its cumulative stride",
+    ):
+        assert symbol in out
+    assert "| 2@avgpool |" in cli_run("show", "seresnextaa101d_32x8d", "--format", "markdown").output
 
 
 # --- options that mean what a user expects --------------------------------------------------------
