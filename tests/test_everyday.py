@@ -436,11 +436,18 @@ def test_help_shows_choices_and_puts_a_commands_own_options_first():
         assert own < shared < text.index("--layers")
         assert "--output-stride [8|16|32]" in text
     assert "--stage [layer1|layer2|layer3|layer4]" in run("rf", "--help").output
-    assert "--sort [name|params|macs|flops|activations|output_stride|feature_map|receptive_field]" in (
-        run("flops", "--help").output.replace("\n", " ").replace("  ", "")
-    )
+    flops = " ".join(run("flops", "--help").output.split())
+    assert "--sort COLUMN Order the comparison table by COLUMN, smallest first: name, params, macs, flops, " in flops
+    assert "activations, output_stride, feature_map, receptive_field." in flops
+    assert "\n  NAMES" not in run("flops", "--help").output  # arguments are not listed as options
     bench = run("bench", "--help").output
     assert "--dtype [float32|float16|bfloat16]" in bench and "Weights and inputs in this dtype" in bench
+
+
+@pytest.mark.parametrize("command", ["", "show", "flops", "rf", "diff", "bench", "memory", "export-keys", "list"])
+def test_help_fits_80_columns(command):
+    text = run(*filter(None, [command]), "--help", env={"COLUMNS": "80"}).output
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_sort_choices_are_the_apis():
