@@ -523,6 +523,17 @@ def test_a_picture_of_the_comparison(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_wide_input_gives_a_wide_effective_field_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    from test_plots_detection import png_size
+
+    path = tmp_path / "wide.png"
+    result = run("rf", "resnet18", "--plot", str(path), "--stage", "layer1", "--input", "64x256")
+    assert result.exit_code == 0, result.output
+    width, height = png_size(path)
+    assert width == 600 and height < 400  # no band of white above and below a 1:4 picture
+
+
 def test_json_of_one_model_has_the_receptive_field_too():
     data = cli_json("flops", "resnet101")
     assert data["receptive_field"] == {

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..numbers.memory import Memory
 
 FIGURE_DPI = 100
-RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
+RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels for a square input; less high for a wide one
 COST_FIGURE_INCHES = (12.0, 5.0)  # 1200 x 500 pixels
 FORMATS = (".png", ".svg", ".pdf")  # matplotlib picks the writer from the suffix
 MAX_MODELS = 8  # bars per stage that still read (and tab10's colours, one per model)
@@ -78,7 +78,12 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
 
     height, width = result.erf.shape
     top, left, bottom, right = result.box
-    fig, ax = plt.subplots(figsize=RF_FIGURE_INCHES, dpi=FIGURE_DPI)
+    x_span = (min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
+    y_span = (max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
+    aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])
+    # square for a square (or tall) picture; shorter for a wide one, rather than a band of white
+    inches = (RF_FIGURE_INCHES[0], RF_FIGURE_INCHES[1] * (0.25 + 0.75 * min(1.0, aspect)))
+    fig, ax = plt.subplots(figsize=inches, dpi=FIGURE_DPI, layout="constrained")
     image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
     ax.add_patch(
@@ -94,14 +99,10 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     )
     ax.plot([result.center[1]], [result.center[0]], marker="+", color="cyan", markersize=10)
     ax.plot([result.peak[1]], [result.peak[0]], marker="x", color="white", markersize=6)
-    x_span = (min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
-    y_span = (max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
     ax.set_xlim(*x_span)
     ax.set_ylim(*y_span)
-    aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])  # the colour bar as tall as the picture
-    fig.colorbar(
-        image, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, aspect), label="|d unit / d input| (mean of samples)"
-    )
+    bar = ax.inset_axes((1.03, 0.0, 0.04, 1.0))  # beside the picture, exactly as high
+    fig.colorbar(image, cax=bar, label="|d unit / d input| (mean of samples)")
     ax.set_title(
         f"{model_label} {result.stage}, unit {result.unit} of {result.feature_size[0]}x{result.feature_size[1]}\n"
         f"theoretical field {bottom - top + 1}x{right - left + 1} (dashed; + its centre)\n"
@@ -110,7 +111,6 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     )
     ax.set_xlabel("input x (pixels)")
     ax.set_ylabel("input y (pixels)")
-    fig.subplots_adjust(left=0.12, right=0.9, top=0.88, bottom=0.1)
     _save(fig, path)
 
 
