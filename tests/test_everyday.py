@@ -137,6 +137,14 @@ def test_patterns_filter_the_zoo_and_the_list():
         assert result.exit_code == 2 and result.output.startswith("Error: 'nothing*' matches no registered name")
 
 
+def test_a_pattern_is_never_a_name():
+    from resnet_inspect.model.names import REGISTRY, is_pattern
+
+    assert not any(is_pattern(name) for name in REGISTRY)  # so no registered name is read as a pattern
+    assert is_pattern("resnet*d") and is_pattern("resnet5?@os8") and is_pattern("resnet[15]0")
+    assert not is_pattern("resnet50@os8") and not is_pattern("nets/[a].py:make") and not is_pattern("timm:resnet*")
+
+
 def test_the_zoo_has_a_receptive_field_column():
     out = cli_run("flops").output
     assert "receptive field" in out or "RF" in out
