@@ -53,8 +53,16 @@ DROPOUTS = (
 )
 
 
+# The op kinds whose tensors' lifetimes the inference simulation follows (numbers/memory.py).
+PLAIN_KINDS = frozenset({"conv", "bn", "linear", "maxpool", "avgpool", "avgpool_same", "adaptive_avgpool"})
+
+
 def forward_style(module: nn.Module, record: NetRecord) -> Style | None:
-    """'nested' or 'sequential' when the trunk and every block are classes we know, else None."""
+    """'nested' or 'sequential' when the trunk and every block are classes we know and hold only
+    plain layers (no attention gate, anti-aliasing or group norm), else None."""
+    ops = (*record.stem.ops, *(op for b in record.blocks for op in (*b.main, *b.shortcut)), *record.head)
+    if any(op.kind not in PLAIN_KINDS for op in ops):
+        return None
     style = STYLES.get(_dotted(type(module)))
     for block in record.blocks:
         if STYLES.get(_dotted(type(module.get_submodule(block.name)))) != style:
