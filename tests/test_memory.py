@@ -588,3 +588,16 @@ def test_our_frozen_batch_norm_is_reported():
     # x * scale + shift keeps the scale, not the input: not the batch-norm rule, so not counted
     _, result = api.memory("resnet50@norm=frozen_bn", 64, 1)
     assert not result.complete and any("FrozenBatchNorm2d" in item for item in result.uncounted)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "name", ["seresnet50", "ecaresnet26t", "resnetblur50", "resnetaa50d", "resnetv2_50d", "resnet50_gn"]
+)
+def test_timms_attention_anti_aliased_and_pre_activation_models(name):
+    timm = reference("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name).train()
+    measured = saved_by_part(model, torch.randn(2, 3, 64, 64))
+    _, result = api.memory(f"timm:{name}", 64, 2)
+    assert result.complete and result.activations_saved_bytes == sum(measured.values())

@@ -77,10 +77,16 @@ def _inactive(leaf: nn.Module) -> bool:
 
 
 def foreign_leaves(module: nn.Module) -> tuple[str, ...]:
-    """'name (Type: why)' of every leaf whose saved tensors no rule describes."""
+    """'name (Type: why)' of every leaf whose saved tensors no rule describes (leaves inside a
+    composite read whole, a squeeze-excitation's sigmoid say, are its rule's business)."""
     found = []
+    whole: list[str] = []  # composites read as one op, with children (SE, ECA, norm-acts)
     for name, leaf in module.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in whole):
+            continue
         if next(leaf.children(), None) is not None:
+            if reader_for(leaf) not in (None, "ignore"):
+                whole.append(name)
             continue
         kind = _dotted(type(leaf))
         reader = reader_for(leaf)
