@@ -532,12 +532,12 @@ def fvcore_costs(
     **overrides: Any,
 ) -> tuple[Costs, dict[str, Any]]:
     """Our costs beside fvcore's own count on a real input (the cross-check engine)."""
-    from .measure.fvcore import fvcore_count
-
     height, width = input_size(input)
     check_input(height, width, batch)
     planned, record = records(name, **overrides)
     _preflight(planned, record, height, width, batch, device, "fvcore's count (a real forward pass)", inference=True)
+    from .measure.fvcore import fvcore_count
+
     loaded, record = records(name, device=device, weights=weights, strict=strict, init=True, **overrides)
     counted = _costs_of(loaded, record, height, width, batch)
     return counted, fvcore_count(loaded.module, record, height, width, batch)

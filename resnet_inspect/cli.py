@@ -724,10 +724,10 @@ def _flops_fvcore(
     names = api.expand(names)
     results = []
     with _progress("fvcore's forward pass", fmt == "table") as progress:
-        for done, name in enumerate(names):
-            if progress:
-                progress(done, len(names))
+        for done, name in enumerate(names, start=1):
             results.append(api.fvcore_costs(name, size, batch, device or "cpu", **loading, **overrides))
+            if progress and len(names) > 1:
+                progress(done, len(names))
     emit(
         fmt,
         lambda: _merged([fvcore_document(c, f) for c, f in results], fvcore_document(*results[0]).csv),

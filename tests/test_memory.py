@@ -25,7 +25,7 @@ from resnet_inspect.numbers.sizes import parse_bytes
 from conftest import cli_json, cli_run, records_of, reference
 
 AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-HEAD_CHILDREN = ("avgpool", "fc", "global_pool", "head")
+HEAD_CHILDREN = ("avgpool", "fc", "global_pool", "head", "norm")
 
 
 # --- the measurements -------------------------------------------------------------------------------
@@ -36,6 +36,8 @@ def part_of(module_name: str) -> str:
     bits = module_name.split(".")
     if bits[0].startswith("layer"):
         return ".".join(bits[:2])
+    if bits[0] == "stages":  # ResNetV2's stages.S.blocks.B
+        return ".".join(bits[:4])
     return "head" if bits[0] in HEAD_CHILDREN else "stem"
 
 
@@ -119,8 +121,11 @@ def freeze_parts(model: nn.Module, freeze_at: int) -> None:
     """detectron2's freeze_at: the stem (every top-level child before layer1) and the first stages
     stop training (BN stays in train mode, as a plain BatchNorm2d)."""
     children = list(model.named_children())
-    first = next(i for i, (name, _) in enumerate(children) if name.startswith("layer"))
-    groups = [[m for _, m in children[:first]]] + [[m] for name, m in children[first:] if name.startswith("layer")]
+    if children[1][0] == "stages":  # ResNetV2: stem, stages.0..3
+        groups = [[children[0][1]]] + [[stage] for stage in children[1][1]]
+    else:
+        first = next(i for i, (name, _) in enumerate(children) if name.startswith("layer"))
+        groups = [[m for _, m in children[:first]]] + [[m] for name, m in children[first:] if name.startswith("layer")]
     for group in groups[:freeze_at]:
         for module in group:
             module.requires_grad_(False)
@@ -157,6 +162,20 @@ TRAINING = [
     ("resnet50d@os16", 64, 64, 2, "bfloat16", 0),  # autocast
     ("resnet18", 64, 64, 1, "float16", 0),
     ("resnet50", 64, 64, 1, "bfloat16", 2),
+    # the family beyond: attention gates, anti-aliasing, group norm, the RS stem, pre-activation
+    ("seresnet50", 64, 64, 2, "float32", 0),
+    ("seresnext50_32x4d@os8", 97, 131, 1, "float32", 0),
+    ("ecaresnet26t", 64, 64, 2, "float32", 2),
+    ("resnetblur50@os16", 64, 64, 1, "float32", 0),
+    ("resnetblur18", 97, 131, 2, "float32", 0),
+    ("resnetaa50d@os8", 64, 64, 2, "float32", 1),
+    ("resnet50_gn@os8", 64, 64, 1, "float32", 2),
+    ("resnetrs50", 97, 131, 2, "float32", 3),
+    ("resnetv2_50d", 97, 131, 1, "float32", 0),
+    ("resnetv2_18@norm=gn", 64, 64, 2, "float32", 0),
+    ("resnetv2_101@os16", 64, 64, 1, "float32", 2),
+    ("resnet18@attn=eca,aa=blur", 64, 64, 2, "float32", 0),
+    ("resnet101_va@stem_pool=caffe", 97, 131, 1, "float32", 0),
 ]
 
 
@@ -558,3 +577,27 @@ def test_autocast_saves_a_cast_of_every_trainable_conv_and_linear_weight():
     weights = sum(m.weight.numel() for part in trained for m in part.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     assert data["autocast"] and data["weight_copies_bytes"] == 2 * weights
     assert data["params_bytes"] == 4 * sum(p.numel() for p in model.parameters())  # float32 stays the master copy
+
+
+def test_kinds_measured_in_float32_only_are_reported_under_autocast():
+    _, result = api.memory("seresnet50", 64, 1, "bfloat16")
+    assert not result.complete and any("layer1.0.se" in item for item in result.uncounted)
+
+
+def test_our_frozen_batch_norm_is_reported():
+    # x * scale + shift keeps the scale, not the input: not the batch-norm rule, so not counted
+    _, result = api.memory("resnet50@norm=frozen_bn", 64, 1)
+    assert not result.complete and any("FrozenBatchNorm2d" in item for item in result.uncounted)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "name", ["seresnet50", "ecaresnet26t", "resnetblur50", "resnetaa50d", "resnetv2_50d", "resnet50_gn"]
+)
+def test_timms_attention_anti_aliased_and_pre_activation_models(name):
+    timm = reference("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name).train()
+    measured = saved_by_part(model, torch.randn(2, 3, 64, 64))
+    _, result = api.memory(f"timm:{name}", 64, 2)
+    assert result.complete and result.activations_saved_bytes == sum(measured.values())

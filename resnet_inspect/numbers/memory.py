@@ -7,10 +7,13 @@ rules cannot see: which tensors share a storage, so that each is counted once.
 
 * A conv, pool or batch norm keeps its *input*: the storage the previous op made (a block's input is
   the previous block's output).
-* The ReLUs are in place and are not ops (the walker skips activations): a ReLU's saved output *is*
-  the storage of what it follows. Structure assumed (torchvision's, timm's and our ResNets): a ReLU
-  follows every batch norm of the stem, every batch norm of a block's main path but the last, and
-  the residual sum; none follows a shortcut's batch norm. A part laid out otherwise is reported.
+* The ReLUs are in place and are not ops (the walker skips activations, and a pre-activation norm
+  holds its ReLU inside): a ReLU's saved output *is* the storage of what it follows. Structure
+  assumed (torchvision's, timm's and our ResNets, pre-activation ones too): a ReLU follows every norm
+  of the stem, every norm of a block's main path that a later convolution reads (not the last one
+  of a post-activation block), and the residual sum unless the block is pre-activated (its main path
+  starts with a norm, whose output the shortcut reads); none follows a shortcut's norm. A part laid
+  out otherwise is reported.
 * The sum of a block's branches is a new storage, saved by the ReLU after it; the sum itself keeps
   nothing. The output of the last batch norm of each branch is therefore saved by nobody.
 * A storage is charged to the part (stem, block, head) that saves it first, as the hooks see it: the
@@ -28,13 +31,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import InspectError
 from ..geometry import same_padding
-from ..records.types import BlockRecord, NetRecord, Op
+from ..records.types import CONV_KINDS, BlockRecord, NetRecord, Op
 from .costs import costs
 from .detection import freeze
 from .rules import Shape, rule
@@ -46,6 +50,9 @@ PARAM_BYTES = 4  # parameters, gradients and optimizer state are float32 when tr
 BN_COUNTER_BYTES = 8  # num_batches_tracked, int64
 Style = Literal["nested", "sequential"]
 STYLES: tuple[Style, ...] = ("nested", "sequential")
+NORMS = ("bn", "gn")
+# Kinds whose saves were measured in float32 only: under autocast they are reported, not guessed.
+FLOAT32_ONLY = ("se", "eca", "blur", "gn")
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,8 @@ class _Training:
         trains = op.params > 0 and trains_part not in self.frozen
         node = x.grad or trains
         saves = step.saved(op) if step.saved is not None else None
+        if self.autocast and op.kind in FLOAT32_ONLY:
+            saves = None
         casts = saves is not None and any(s.cast for s in saves)
         out = _Storage(shape, self.autocast if (casts and self.autocast) else x.dtype, node)
         if saves is None:
@@ -234,33 +243,43 @@ class _Training:
             self.ledger.save(part, x)
 
     def stem(self, ops: Sequence[Op], x: _Storage) -> _Storage:
-        """The stem: a ReLU after every batch norm."""
+        """The stem: a ReLU after every norm."""
         for op in ops:
             x = self.op(op, x, "stem", "stem")
-            if op.kind == "bn":
+            if op.kind in NORMS:
                 self.relu(x, "stem")
         return x
 
     def block(self, block: BlockRecord, x: _Storage) -> _Storage:
-        """A residual block: shortcut, main path (a ReLU after every batch norm but the last), the sum
-        and the ReLU after it."""
-        short = x
-        for op in block.shortcut:
-            short = self.op(op, short, block.name, block.stage)
-        main = x
+        """A residual block: the main path (a ReLU after every norm a later conv reads), the shortcut
+        (on the block's input, or a pre-activated block's first norm), the sum and, after a
+        post-activation block, the ReLU after it."""
+        preact = bool(block.main) and block.main[0].kind in NORMS
+        last_conv = max(i for i, op in enumerate(block.main) if op.kind in CONV_KINDS)
+        main, into_shortcut = x, x
         for i, op in enumerate(block.main):
             main = self.op(op, main, block.name, block.stage)
-            if op.kind == "bn" and i < len(block.main) - 1:
+            if op.kind in NORMS and i < last_conv:
                 self.relu(main, block.name)
+            if preact and i == 0:
+                into_shortcut = main
+        short = into_shortcut
+        for op in block.shortcut:
+            short = self.op(op, short, block.name, block.stage)
         dtype = main.dtype if main.dtype == short.dtype else "float32"  # float32 wins a mixed sum
         total = _Storage(main.shape, dtype, main.grad or short.grad)
-        self.relu(total, block.name)
+        if not preact:
+            self.relu(total, block.name)
         return total
 
     def head(self, ops: Sequence[Op], x: _Storage) -> _Storage:
-        """Global pooling and the classifier (no activations)."""
+        """A pre-activation network's final norm (with its ReLU), global pooling and the classifier."""
+        pooled = False
         for op in ops:
             x = self.op(op, x, "head", "head")
+            pooled |= op.kind == "adaptive_avgpool"
+            if op.kind in NORMS and not pooled:
+                self.relu(x, "head")
         return x
 
 
@@ -405,23 +424,33 @@ def _part_of(name: str, record: NetRecord) -> str:
     return ""
 
 
+# Each op as a letter: C a conv (any conv-like kind), N a norm, A an attention gate, P a pool.
+_LETTERS = {**dict.fromkeys(CONV_KINDS, "C"), "bn": "N", "gn": "N", "se": "A", "eca": "A"}
+_LETTERS.update(dict.fromkeys(("blur", "avgpool", "avgpool_same", "maxpool"), "P"))
+# The layouts the ReLU placement knows: post-activation blocks (conv, norm, an optional anti-aliasing
+# pool after it, an attention gate at the end), pre-activation ones (norm, conv), shortcuts (a pool,
+# a conv, a norm), stems (convs and norms, then pools).
+LAYOUTS = {
+    "main": re.compile(r"(CNP?)+A?|(NC)+"),
+    "shortcut": re.compile(r"(P?CN?)?"),
+    "stem": re.compile(r"(CN)*C?N?P*"),
+}
+
+
+def _letters(ops: Sequence[Op]) -> str:
+    return "".join(_LETTERS.get(op.kind, "?") for op in ops)
+
+
 def _layout_problems(record: NetRecord) -> list[str]:
-    """Parts whose layers are not laid out as the ReLU placement assumes (conv + BN pairs)."""
+    """Parts whose layers are not laid out as the ReLU placement assumes."""
     problems = []
-
-    def pairs(ops: Sequence[Op]) -> bool:
-        kinds = [op.kind for op in ops]
-        return len(kinds) % 2 == 0 and all(k == "conv" for k in kinds[::2]) and all(k == "bn" for k in kinds[1::2])
-
-    stem = list(record.stem.ops)
-    while stem and stem[-1].kind not in ("conv", "bn"):
-        stem.pop()  # the pool after the last ReLU
-    if not pairs(stem) or any(op.kind not in ("conv", "bn") for op in stem):
-        problems.append("stem (layers not in conv + batch-norm pairs: ReLU placement unknown)")
+    if not LAYOUTS["stem"].fullmatch(_letters(record.stem.ops)):
+        problems.append("stem (a layout of convs and norms the ReLU placement does not know)")
     for block in record.blocks:
-        short = [op for op in block.shortcut if op.kind not in ("avgpool", "avgpool_same")]
-        if not pairs(block.main) or (block.shortcut and not pairs(short)):
-            problems.append(f"{block.name} (layers not in conv + batch-norm pairs: ReLU placement unknown)")
+        if not (
+            LAYOUTS["main"].fullmatch(_letters(block.main)) and LAYOUTS["shortcut"].fullmatch(_letters(block.shortcut))
+        ):
+            problems.append(f"{block.name} (a layout of convs and norms the ReLU placement does not know)")
     return problems
 
 

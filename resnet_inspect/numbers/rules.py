@@ -350,6 +350,33 @@ _BN_SAVES = _keeps(Saved("input"), Saved("own", _two_per_channel, "float32", per
 _MAXPOOL_SAVES = _keeps(Saved("input"), Saved("own", _output_size, "int64"))
 
 
+def _gate_saves(op: Op, x: Shape, out: Shape) -> int:
+    """SE: the pooled map (fc1's input), fc1's ReLU'd output (fc2's input), the sigmoid's output."""
+    return 2 * x[0] + op.hidden
+
+
+def _eca_saves(op: Op, x: Shape, out: Shape) -> int:
+    """ECA: the pooled channels (the 1-D conv's input) and the sigmoid's output."""
+    return 2 * x[0]
+
+
+def _reflect_padded(op: Op, x: Shape, out: Shape) -> int:
+    return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1])
+
+
+def _group_stats(op: Op, x: Shape, out: Shape) -> int:
+    return 2 * op.groups
+
+
+# SE and ECA: the multiplication keeps the gated input and the gate (measured on torch 2.13, float32);
+# the blur pool: reflect padding keeps its input, the depthwise conv the padded copy (its filter is a
+# buffer); group norm: its input and a mean and inverse deviation per sample and group (float32).
+_SE_SAVES = _keeps(Saved("input"), Saved("own", _gate_saves))
+_ECA_SAVES = _keeps(Saved("input"), Saved("own", _eca_saves))
+_BLUR_SAVES = _keeps(Saved("input"), Saved("own", _reflect_padded))
+_GN_SAVES = _keeps(Saved("input"), Saved("own", _group_stats, "float32"))
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -374,10 +401,10 @@ _ADAPTIVE = Rule(_adaptive_shape, accepts=_check_spatial)
 
 RULES: dict[str, Rule] = {
     "conv": _CONV,
-    "blur": replace(_CONV, saved=None),  # a functional conv with a fixed filter: not measured yet
+    "blur": replace(_CONV, saved=_BLUR_SAVES),
     "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features, saved=_LINEAR_SAVES),
     "bn": replace(_NORM, saved=_BN_SAVES),
-    "gn": _NORM,
+    "gn": replace(_NORM, saved=_GN_SAVES),
     "norm": _NORM,
     "pad": Rule(_pad_shape, field=_pad_field, accepts=_check_spatial),
     "maxpool": replace(_POOL, saved=_MAXPOOL_SAVES),
@@ -386,8 +413,8 @@ RULES: dict[str, Rule] = {
         _window_shape, field=_window_field, accepts=_check_spatial, saved=_keeps(Saved("own", _padded_input))
     ),
     "adaptive_avgpool": replace(_ADAPTIVE, saved=_adaptive_saves),
-    "se": Rule(_unchanged, _se_macs, _gate_elements, _global_field, _check_channels),
-    "eca": Rule(_unchanged, _eca_macs, _pooled_channels, _global_field),
+    "se": Rule(_unchanged, _se_macs, _gate_elements, _global_field, _check_channels, saved=_SE_SAVES),
+    "eca": Rule(_unchanged, _eca_macs, _pooled_channels, _global_field, saved=_ECA_SAVES),
     "split_attn": Rule(_window_shape, _split_attn_macs, _split_attn_elements, _global_window_field, _check_spatial),
     "selective_kernel": Rule(
         _window_shape, _selective_kernel_macs, _selective_kernel_elements, _selective_kernel_field, _check_spatial

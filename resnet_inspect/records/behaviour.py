@@ -53,8 +53,16 @@ DROPOUTS = (
 )
 
 
+# The op kinds whose tensors' lifetimes the inference simulation follows (numbers/memory.py).
+PLAIN_KINDS = frozenset({"conv", "bn", "linear", "maxpool", "avgpool", "avgpool_same", "adaptive_avgpool"})
+
+
 def forward_style(module: nn.Module, record: NetRecord) -> Style | None:
-    """'nested' or 'sequential' when the trunk and every block are classes we know, else None."""
+    """'nested' or 'sequential' when the trunk and every block are classes we know and hold only
+    plain layers (no attention gate, anti-aliasing or group norm), else None."""
+    ops = (*record.stem.ops, *(op for b in record.blocks for op in (*b.main, *b.shortcut)), *record.head)
+    if any(op.kind not in PLAIN_KINDS for op in ops):
+        return None
     style = STYLES.get(_dotted(type(module)))
     for block in record.blocks:
         if STYLES.get(_dotted(type(module.get_submodule(block.name)))) != style:
@@ -69,10 +77,16 @@ def _inactive(leaf: nn.Module) -> bool:
 
 
 def foreign_leaves(module: nn.Module) -> tuple[str, ...]:
-    """'name (Type: why)' of every leaf whose saved tensors no rule describes."""
+    """'name (Type: why)' of every leaf whose saved tensors no rule describes (leaves inside a
+    composite read whole, a squeeze-excitation's sigmoid say, are its rule's business)."""
     found = []
+    whole: list[str] = []  # composites read as one op, with children (SE, ECA, norm-acts)
     for name, leaf in module.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in whole):
+            continue
         if next(leaf.children(), None) is not None:
+            if reader_for(leaf) not in (None, "ignore"):
+                whole.append(name)
             continue
         kind = _dotted(type(leaf))
         reader = reader_for(leaf)

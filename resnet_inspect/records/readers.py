@@ -107,7 +107,8 @@ def read_linear(name: str, m: nn.Module) -> Op:
 def _norm(kind: OpKind) -> Reader:
     def read(name: str, m: nn.Module) -> Op:
         channels = _channels(m)
-        return Op(name, kind, channels, channels, params=all_params(m))
+        groups = int(getattr(m, "num_groups", 1) or 1)
+        return Op(name, kind, channels, channels, groups=groups, params=all_params(m))
 
     read.__doc__ = f"A per-channel norm ({kind}); channels from its own count or weights."
     return read
