@@ -122,6 +122,8 @@ class SectionedCommand(click.Command):
         """'Options' (the command's own), then 'Model options'."""
         own, shared = [], []
         for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):  # arguments are in the usage line and the text
+                continue
             record = param.get_help_record(ctx)
             if record is not None:
                 (shared if param.name in MODEL_PARAMS else own).append(record)
@@ -420,7 +422,7 @@ def cli() -> None:
       resnet-inspect flops resnet101 --input 1024x2048 --output-stride 8
       resnet-inspect rf resnet50d
       resnet-inspect diff resnet50 resnet50_vd
-      resnet-inspect memory resnet101 --output-stride 8 --input 769 --batch 8 --budget 24GiB
+      resnet-inspect memory resnet101@os8 --input 769 --batch 8 --budget 24GiB
       resnet-inspect bench resnet50 --device cpu --iters 10
       resnet-inspect export-keys timm:resnet50d
       resnet-inspect list
@@ -445,7 +447,7 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
     Examples:
       resnet-inspect show resnext50_32x4d
       resnet-inspect show resnet50 --groups 32 --width-per-group 4 --format notes
-      resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4 --format json
+      resnet-inspect show resnet101_vd --output-stride 8 --multi-grid 1,2,4
       resnet-inspect show resnet50 --input 513 --output-stride 16
       resnet-inspect show torchvision:resnet50 --weights resnet50.pth
       resnet-inspect show resnet101_va --freeze-at 2
@@ -484,7 +486,8 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
 @click.option(
     "--sort",
     type=click.Choice(SORT_CHOICES),
-    help="Order the comparison table by this column, smallest first.",
+    metavar="COLUMN",
+    help=f"Order the comparison table by COLUMN, smallest first: {', '.join(SORT_CHOICES)}.",
 )
 @click.option(
     "--count",
@@ -537,7 +540,7 @@ def flops(
       resnet-inspect flops resnet50 resnet50_vd --per block --json
       resnet-inspect flops                      # the model-zoo table at 224
       resnet-inspect flops resnet50 --count fvcore
-      resnet-inspect flops resnet101 --split c4 --rois 300 --input 600x1000 --freeze-at 2
+      resnet-inspect flops resnet101 --split c4 --input 600x1000 --freeze-at 2
       resnet-inspect flops resnet101 --split c4 --per block --input 600x1000
       resnet-inspect flops resnet50 resnet50_vd --plot cost.png
     """
@@ -783,7 +786,7 @@ def rf(
     \b
     Examples:
       resnet-inspect rf resnet50
-      resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4 --per stage
+      resnet-inspect rf resnet101_vd --output-stride 8 --multi-grid 1,2,4
       resnet-inspect rf resnet50_vd --output-stride 8 --input 769 --per stage
       resnet-inspect rf resnet50d --json
       resnet-inspect rf resnet50 --plot rf.png --stage layer3 --input 512
@@ -891,7 +894,7 @@ def bench(
     \b
     Examples:
       resnet-inspect bench resnet50 --device cpu --input 224 --iters 10
-      resnet-inspect bench resnet101_vd --device cuda --batch 32 --dtype float16 --channels-last
+      resnet-inspect bench resnet101 --device cuda --dtype float16 --channels-last
       resnet-inspect bench resnet50@os8 --device cuda --input 512x1024 --json
     """
     from . import api
@@ -983,11 +986,11 @@ def memory(
     \b
     Examples:
       resnet-inspect memory resnet50 --batch 32
-      resnet-inspect memory resnet101 --output-stride 8 --input 769 --batch 8 --budget 24GiB
-      resnet-inspect memory resnet50 --dtype bfloat16 --optimizer adamw --per block --json
+      resnet-inspect memory resnet101@os8 --input 769 --batch 8 --budget 24GiB
+      resnet-inspect memory resnet50 --dtype float16 --optimizer adamw --per block
       resnet-inspect memory resnet101 --input 800x1333 --batch 2 --freeze-at 2
       resnet-inspect memory resnet50 --inference --batch 64 --dtype float16
-      resnet-inspect memory resnet50 resnet50@os16 resnet50@os8 --input 512 --plot memory.png
+      resnet-inspect memory resnet50 resnet50@os8 --input 512 --plot memory.png
     """
     from . import api
     from .output import schema
@@ -1044,16 +1047,22 @@ class _progress:
         self.description, self.shown, self.bar, self.task = description, shown, None, None
 
     def update(self, done: int, total: int) -> None:
-        """Advance the bar."""
+        """Advance the bar (drawn only on a terminal: elsewhere rich would leave a blank line)."""
+        if not self.shown:
+            return
         if self.bar is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+            console = _console(stderr=True)
+            if not console.is_terminal:
+                self.shown = False
+                return
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TextColumn("{task.completed}/{task.total}"),
                 TimeRemainingColumn(),
-                console=_console(stderr=True),
+                console=console,
                 transient=True,
             )
             self.bar.start()

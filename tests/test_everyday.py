@@ -137,6 +137,14 @@ def test_patterns_filter_the_zoo_and_the_list():
         assert result.exit_code == 2 and result.output.startswith("Error: 'nothing*' matches no registered name")
 
 
+def test_a_pattern_is_never_a_name():
+    from resnet_inspect.model.names import REGISTRY, is_pattern
+
+    assert not any(is_pattern(name) for name in REGISTRY)  # so no registered name is read as a pattern
+    assert is_pattern("resnet*d") and is_pattern("resnet5?@os8") and is_pattern("resnet[15]0")
+    assert not is_pattern("resnet50@os8") and not is_pattern("nets/[a].py:make") and not is_pattern("timm:resnet*")
+
+
 def test_the_zoo_has_a_receptive_field_column():
     out = cli_run("flops").output
     assert "receptive field" in out or "RF" in out
@@ -371,10 +379,33 @@ def test_the_layout_engine_on_a_table_too_wide_for_any_trick():
         assert sum(1 for line in lines if line.startswith("row0") and f"{10**12 + i:,}" in line) == 1
 
 
+def test_a_paragraph_breaks_between_phrases_and_a_long_phrase_between_words():
+    from resnet_inspect.output.render import wrap_phrases
+
+    short = "first phrase, second phrase; third"
+    assert wrap_phrases(short, 20) == ["first phrase,", "  second phrase;", "  third"]
+    # 'alpha (beta gamma delta epsilon zeta)' is 37 cells, longer than a line of 30: it alone breaks
+    # between words, and the next phrase goes on filling the line it ends on
+    text = "one, alpha (beta gamma delta epsilon zeta), two, three"
+    lines = wrap_phrases(text, 30)
+    assert lines == ["one, alpha (beta gamma delta", "  epsilon zeta), two, three"]
+    assert " ".join(line.strip() for line in lines) == text
+
+
 def test_legend_under_show():
     out = cli_run("show", "resnet50_vd").output.replace("\n  ", " ")
     for symbol in ("stride 2@3x3: stride 2 on the 3x3", "conv/2: 1x1 conv with stride 2", "base_width: width x 64"):
         assert symbol in out
+    assert "attn/aa" not in out and "cum:" not in out  # only what the tables show
+    out = cli_run("show", "seresnextaa101d_32x8d", "--input", "512").output.replace("\n  ", " ")
+    for symbol in (
+        "attn/aa: the block's attention and anti-aliasing",
+        "se: squeeze-excitation",
+        "avgpool: a 2x2 average pool after the 3x3 carries the stride (2@avgpool)",
+        "output: the block's output C x H x W; cum: its cumulative stride",
+    ):
+        assert symbol in out
+    assert "| 2@avgpool |" in cli_run("show", "seresnextaa101d_32x8d", "--format", "markdown").output
 
 
 # --- options that mean what a user expects --------------------------------------------------------
@@ -413,11 +444,18 @@ def test_help_shows_choices_and_puts_a_commands_own_options_first():
         assert own < shared < text.index("--layers")
         assert "--output-stride [8|16|32]" in text
     assert "--stage [layer1|layer2|layer3|layer4]" in run("rf", "--help").output
-    assert "--sort [name|params|macs|flops|activations|output_stride|feature_map|receptive_field]" in (
-        run("flops", "--help").output.replace("\n", " ").replace("  ", "")
-    )
+    flops = " ".join(run("flops", "--help").output.split())
+    assert "--sort COLUMN Order the comparison table by COLUMN, smallest first: name, params, macs, flops, " in flops
+    assert "activations, output_stride, feature_map, receptive_field." in flops
+    assert "\n  NAMES" not in run("flops", "--help").output  # arguments are not listed as options
     bench = run("bench", "--help").output
     assert "--dtype [float32|float16|bfloat16]" in bench and "Weights and inputs in this dtype" in bench
+
+
+@pytest.mark.parametrize("command", ["", "show", "flops", "rf", "diff", "bench", "memory", "export-keys", "list"])
+def test_help_fits_80_columns(command):
+    text = run(*filter(None, [command]), "--help", env={"COLUMNS": "80"}).output
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_sort_choices_are_the_apis():
@@ -491,6 +529,17 @@ def test_a_picture_of_the_comparison(tmp_path):
     result = run("flops", *CHOICE, "--plot", str(path))
     assert result.exit_code == 0 and f"wrote {path}" in result.output
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_wide_input_gives_a_wide_effective_field_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    from test_plots_detection import png_size
+
+    path = tmp_path / "wide.png"
+    result = run("rf", "resnet18", "--plot", str(path), "--stage", "layer1", "--input", "64x256")
+    assert result.exit_code == 0, result.output
+    width, height = png_size(path)
+    assert width == 600 and height < 400  # no band of white above and below a 1:4 picture
 
 
 def test_json_of_one_model_has_the_receptive_field_too():

@@ -244,8 +244,11 @@ GLOB = re.compile(r"[*?\[]")
 
 
 def is_pattern(text: str) -> bool:
-    """Whether a name (before its `@` overrides) is a shell-style pattern: `resnet*d`, `resnet5?`."""
-    return bool(GLOB.search(text.partition("@")[0]))
+    """Whether a name (before its `@` overrides) is a shell-style pattern over the registered names:
+    `resnet*d`, `resnet5?`. No registered or grammar name holds `*`, `?` or `[`, so a pattern is never
+    a name; a name with `:` (torchvision:, timm:, a file or module) is never a pattern."""
+    base = text.partition("@")[0]
+    return ":" not in base and bool(GLOB.search(base))
 
 
 def matching(patterns: list[str] | tuple[str, ...]) -> list[str]:

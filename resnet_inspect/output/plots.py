@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from ..numbers.memory import Memory
 
 FIGURE_DPI = 100
-RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels
+RF_FIGURE_INCHES = (6.0, 6.0)  # 600 x 600 pixels for a square input; less high for a wide one
 COST_FIGURE_INCHES = (12.0, 5.0)  # 1200 x 500 pixels
 FORMATS = (".png", ".svg", ".pdf")  # matplotlib picks the writer from the suffix
 MAX_MODELS = 8  # bars per stage that still read (and tab10's colours, one per model)
-MEMORY_FIGURE_INCHES = (10.0, 5.0)
+MEMORY_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
 
 
 def check_output(path: str) -> None:
@@ -78,7 +78,12 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
 
     height, width = result.erf.shape
     top, left, bottom, right = result.box
-    fig, ax = plt.subplots(figsize=RF_FIGURE_INCHES, dpi=FIGURE_DPI)
+    x_span = (min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
+    y_span = (max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
+    aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])
+    # square for a square (or tall) picture; shorter for a wide one, rather than a band of white
+    inches = (RF_FIGURE_INCHES[0], RF_FIGURE_INCHES[1] * (0.25 + 0.75 * min(1.0, aspect)))
+    fig, ax = plt.subplots(figsize=inches, dpi=FIGURE_DPI, layout="constrained")
     image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
     ax.add_patch(
@@ -94,14 +99,10 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     )
     ax.plot([result.center[1]], [result.center[0]], marker="+", color="cyan", markersize=10)
     ax.plot([result.peak[1]], [result.peak[0]], marker="x", color="white", markersize=6)
-    x_span = (min(-0.5, left - 0.5) - 4, max(width - 0.5, right + 0.5) + 4)
-    y_span = (max(height - 0.5, bottom + 0.5) + 4, min(-0.5, top - 0.5) - 4)
     ax.set_xlim(*x_span)
     ax.set_ylim(*y_span)
-    aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])  # the colour bar as tall as the picture
-    fig.colorbar(
-        image, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, aspect), label="|d unit / d input| (mean of samples)"
-    )
+    bar = ax.inset_axes((1.03, 0.0, 0.04, 1.0))  # beside the picture, exactly as high
+    fig.colorbar(image, cax=bar, label="|d unit / d input| (mean of samples)")
     ax.set_title(
         f"{model_label} {result.stage}, unit {result.unit} of {result.feature_size[0]}x{result.feature_size[1]}\n"
         f"theoretical field {bottom - top + 1}x{right - left + 1} (dashed; + its centre)\n"
@@ -110,7 +111,6 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     )
     ax.set_xlabel("input x (pixels)")
     ax.set_ylabel("input y (pixels)")
-    fig.subplots_adjust(left=0.12, right=0.9, top=0.88, bottom=0.1)
     _save(fig, path)
 
 
@@ -186,35 +186,37 @@ def _binary_unit(largest: float) -> tuple[str, int]:
 
 
 def plot_memory(results: Sequence[Memory], path: str) -> None:
-    """Saved activations (training) or the forward peak (inference) per stage as grouped bars, and
-    each model's total as a stacked bar of its parts (with the budget as a line when given)."""
+    """Saved activations (training) or the forward peak (inference) per stage as grouped bars, one
+    colour per model, and each model's total as a stacked bar of its parts (with the budget as a line
+    when given); as `plot_costs`, the models' legend under the panels, the parts' beside theirs."""
     plt = _pyplot()
 
     training = results[0].mode == "training"
     names = [s.name for s in results[0].stages]
     fig, (stage_ax, total_ax) = plt.subplots(
-        1, 2, figsize=MEMORY_FIGURE_INCHES, dpi=FIGURE_DPI, gridspec_kw={"width_ratios": [3, 2]}
+        1, 2, figsize=MEMORY_FIGURE_INCHES, dpi=FIGURE_DPI, layout="constrained", gridspec_kw={"width_ratios": [3, 2]}
     )
 
     def per_stage(m: Memory) -> dict[str, int]:
         return {s.name: (s.activations_saved_bytes if training else (s.forward_peak_bytes or 0)) for s in m.stages}
 
     unit, scale = _binary_unit(max(max(per_stage(m).values()) for m in results))
+    colours = plt.get_cmap("tab10").colors
     group = 0.8 / len(results)
     for i, m in enumerate(results):
         values = per_stage(m)
         xs = [j - 0.4 + group * (i + 0.5) for j in range(len(names))]
-        stage_ax.bar(xs, [values.get(n, 0) / scale for n in names], group, label=m.model)
+        stage_ax.bar(xs, [values.get(n, 0) / scale for n in names], group, color=colours[i % 10], label=m.model)
     stage_ax.set_xticks(range(len(names)))
-    stage_ax.set_xticklabels(names)
-    stage_ax.set_ylabel(f"{unit}")
+    stage_ax.set_xticklabels(names, fontsize=8)
     first = results[0]
-    at = f"{first.input[0]}x{first.input[1]}, batch {first.batch}, {first.dtype}"
-    stage_ax.set_title(
-        f"activations saved for backward per stage ({at})" if training else f"forward peak per stage ({at})",
-        fontsize=9,
+    fig.suptitle(
+        f"memory at {first.input[0]}x{first.input[1]}, batch {first.batch}, {first.dtype}"
+        + (f", training with {first.optimizer}" if training else ", inference"),
+        fontsize=10,
     )
-    stage_ax.legend(fontsize=8)
+    what = "activations saved for backward" if training else "forward peak"
+    stage_ax.set_title(f"{what} per stage ({unit})", fontsize=9)
 
     totals = [m.total_bytes or 0 for m in results]
     budgets = [m.budget_bytes for m in results if m.budget_bytes]
@@ -225,10 +227,11 @@ def plot_memory(results: Sequence[Memory], path: str) -> None:
         if training
         else [("weights", "weights_bytes"), ("forward peak", "forward_peak_bytes")]
     )  # fmt: skip
+    shades = plt.get_cmap("Greys")([0.25 + 0.6 * k / max(1, len(pieces) - 1) for k in range(len(pieces))])
     bottoms = [0.0] * len(results)
-    for label, attribute in pieces:
+    for (label, attribute), shade in zip(pieces, shades):
         heights = [(getattr(m, attribute) or 0) / scale for m in results]
-        total_ax.bar(range(len(results)), heights, 0.6, bottom=bottoms, label=label)
+        total_ax.bar(range(len(results)), heights, 0.6, bottom=bottoms, color=shade, label=label)
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     for i, m in enumerate(results):
         label = f"{totals[i] / scale:,.1f} {unit}"
@@ -239,9 +242,20 @@ def plot_memory(results: Sequence[Memory], path: str) -> None:
         total_ax.axhline(budgets[0] / scale, color="black", linestyle="--", linewidth=1.0, label="budget")
     total_ax.set_ylim(0, 1.15 * max([*bottoms, *(b / scale for b in budgets)]))  # room for the labels
     total_ax.set_xticks(range(len(results)))
-    total_ax.set_xticklabels([m.model for m in results], rotation=15 if len(results) > 2 else 0, fontsize=8)
-    total_ax.set_ylabel(unit)
-    total_ax.set_title("total" + (f" (optimizer {first.optimizer})" if training else ""), fontsize=9)
-    total_ax.legend(fontsize=7)
-    fig.subplots_adjust(left=0.07, right=0.98, wspace=0.25, bottom=0.13, top=0.9)
+    slanted = max(len(m.model) for m in results) * len(results) > 48  # level names would run into each other
+    total_ax.set_xticklabels(
+        [m.model for m in results], fontsize=8, rotation=25 if slanted else 0, ha="right" if slanted else "center"
+    )
+    for tick, colour in zip(total_ax.get_xticklabels(), colours):
+        tick.set_color(colour)  # each model's name in its colour on the left
+    total_ax.set_title(f"total ({unit})", fontsize=9)
+    total_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    for ax in (stage_ax, total_ax):
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    columns = len(results) if sum(len(m.model) for m in results) <= 100 else -(-len(results) // 2)
+    fig.legend(
+        *stage_ax.get_legend_handles_labels(), loc="outside lower center", ncols=columns, fontsize=8, frameon=False
+    )
     _save(fig, path)

@@ -109,13 +109,20 @@ def phrases(text: str) -> list[tuple[int, int]]:
 
 
 def _cuts(text: str, width: int | None) -> list[tuple[int, int]]:
-    """The breaks that fit `text` into lines of `width` cells (continuation lines indented), greedily;
-    a phrase longer than a line is left whole (the terminal breaks it between words)."""
+    """The breaks that fit `text` into lines of `width` cells (continuation lines indented), greedily
+    between phrases; a phrase too long for a line of its own may also break between its words."""
     if width is None or "\n" in text or _cell_len(text) <= width:
         return []
+    breaks: list[tuple[int, int]] = []
+    begin = 0
+    for end, start in [*phrases(text), (len(text), len(text))]:
+        if len(INDENT) + _cell_len(text[begin:end]) > width:  # words, where the phrase cannot be whole
+            breaks += [(i, i + 1) for i in range(begin + 1, end) if text[i] == " " and text[i - 1] != " "]
+        breaks.append((end, start))
+        begin = start
     cuts: list[tuple[int, int]] = []
     line_start, indent, last = 0, 0, None
-    for end, start in [*phrases(text), (len(text), len(text))]:
+    for end, start in breaks:
         if indent + _cell_len(text[line_start:end]) > width and last is not None:
             cuts.append(last)
             line_start, indent = last[1], len(INDENT)

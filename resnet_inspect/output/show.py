@@ -62,6 +62,14 @@ SHOW_LEGEND = (
     "3x3 (2@1x1: on the first 1x1); dil: the 3x3's dilation; base_width: width x 64 / (groups x planes); "
     "shortcut conv/2: 1x1 conv with stride 2, avgpool+conv: 2x2 average pool then 1x1 conv, -: identity"
 )
+ATTENTION_WORDS = {
+    "se": "squeeze-excitation",
+    "eca": "efficient channel attention",
+    "split_attn": "split attention",
+    "selective_kernel": "selective kernel",
+    "blur": "a blur pool after the 3x3 carries the stride (2@blur)",
+    "avgpool": "a 2x2 average pool after the 3x3 carries the stride (2@avgpool)",
+}
 HEAD_WORDS = {"adaptive_avgpool": "global avg pool", "linear": "fc", "avgpool": "avg pool"}
 EXTRA_COLUMN = plain("attn/aa")  # shown when some block has attention or anti-aliasing
 
@@ -130,11 +138,23 @@ def show_document(
         )
     if record.unrecognised:
         doc.parts.append(note(f"INCOMPLETE: left out: {listed(record.unrecognised)}", "yellow"))
-    doc.parts.append(note(SHOW_LEGEND))
+    doc.parts.append(note(show_legend(record, costs is not None)))
     if frozen:
         doc.extend(freeze_document(frozen))
     doc.csv = blocks_csv(record, costs)
     return doc
+
+
+def show_legend(record: NetRecord, shapes: bool = False) -> str:
+    """SHOW_LEGEND, and what the columns shown only for some networks mean: attn/aa, output, cum."""
+    extra = []
+    kinds = [k for b in record.blocks for k in (b.attention, b.anti_alias) if k]
+    if kinds:
+        extra.append("attn/aa: the block's attention and anti-aliasing")
+        extra += [f"{k}: {ATTENTION_WORDS.get(k, k)}" for k in dict.fromkeys(kinds)]
+    if shapes:
+        extra.append("output: the block's output C x H x W; cum: its cumulative stride")
+    return "; ".join([SHOW_LEGEND, *extra])
 
 
 def _head_parts(record: NetRecord, costs: Costs | None) -> list[Any]:
