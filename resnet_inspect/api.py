@@ -73,14 +73,18 @@ def load(
     weights: str | None = None,
     strict: bool = True,
     trust_code: bool = False,
+    seed: int | None = None,
     **overrides: Any,
 ) -> Model:
     """Build what `name` names (our names, `torchvision:`, `timm:`, and, only with `trust_code`,
     `file.py:factory` or `package.module:factory`, which run that code) and load `weights` into it
-    when given."""
+    when given; with `seed`, the random weights are decided by it alone."""
     from .model import checkpoint, sources
 
-    model = sources.load(name, device=device, init=init, trust_code=trust_code, **overrides)
+    if seed is None:
+        model = sources.load(name, device=device, init=init, trust_code=trust_code, **overrides)
+    else:
+        model = _seeded(name, device, init, trust_code, seed, overrides)
     if weights:
         model = replace(model, checkpoint=checkpoint.load_into(model.module, weights, strict=strict))
     return model
@@ -93,11 +97,13 @@ def build(
     weights: str | None = None,
     strict: bool = True,
     trust_code: bool = False,
+    seed: int | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """The nn.Module for a name, e.g. `build("resnet50_vd", output_stride=8)`; on the meta device
-    unless told (no memory, no initialisation), torchvision-style random weights when `init`."""
-    return load(name, device, init, weights, strict, trust_code, **overrides).module
+    unless told (no memory, no initialisation), torchvision-style random weights when `init`
+    (decided by `seed` alone when given)."""
+    return load(name, device, init, weights, strict, trust_code, seed, **overrides).module
 
 
 def walk(module: nn.Module, label: str = "", state: bool = False) -> NetRecord:
@@ -115,10 +121,11 @@ def records(
     state: bool = False,
     init: bool = False,
     trust_code: bool = False,
+    seed: int | None = None,
     **overrides: Any,
 ) -> tuple[Model, NetRecord]:
     """A model and its records; InspectError explaining the expected structure when it is not a ResNet."""
-    loaded = load(name, device, init, weights, strict, trust_code, **overrides)
+    loaded = load(name, device, init, weights, strict, trust_code, seed, **overrides)
     return loaded, walk(loaded.module, loaded.label, state)
 
 
@@ -335,7 +342,6 @@ def effective_field(
 ) -> tuple[Model, FieldReport, UnitField]:
     """One unit's theoretical and effective receptive field (a real forward and backward pass with
     random weights seeded by `seed`, or the loaded `weights`)."""
-    import torch
 
     from .measure.erf import effective_field as measure
 
@@ -346,13 +352,35 @@ def effective_field(
     chosen = stage or record.stages[-1]
     receptive_fields(record).stage(chosen)  # a stage that exists, before any work
     _preflight(planned, record, height, width, 1, device, "the effective field (a forward and backward pass)")
-    torch.manual_seed(seed)  # the random weights
-    model, record = records(name, device=device, init=True, **options)
+    model, record = records(name, device=device, init=True, seed=seed, **options)
     return (
         model,
         receptive_fields(record),
         measure(model.module, record, chosen, height, width, samples, seed, progress),
     )
+
+
+def _seeded(name: str, device: str, init: bool, trust_code: bool, seed: int, overrides: dict[str, Any]) -> Model:
+    """A model whose random weights `seed` alone decides, with torch's global generator left as it
+    was: ours draw from a private generator; other code's constructors draw from the global one, so
+    its state is forked around them (a thread drawing meanwhile would share the seeded stream)."""
+    import torch
+
+    from .model import sources
+    from .model.build import init_weights
+
+    if sources.parse_source(name).kind != "name":
+        cuda = torch.device(device).index or 0 if device.startswith("cuda") else None
+        with torch.random.fork_rng(devices=[] if cuda is None else [cuda]):
+            torch.random.default_generator.manual_seed(seed)
+            if cuda is not None:
+                with torch.cuda.device(cuda):
+                    torch.cuda.manual_seed(seed)
+            return sources.load(name, device=device, trust_code=trust_code, **overrides)
+    model = sources.load(name, device=device, trust_code=trust_code, **overrides)
+    if init and device != "meta":
+        init_weights(model.module, torch.Generator(device=device).manual_seed(seed))
+    return model
 
 
 def memory(

@@ -6,12 +6,16 @@ stderr and exit status 2; exit status 1 is left to bugs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import gc
+import importlib
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +94,27 @@ COUNT = Count()
 MODEL_PARAMS: set[str] = set()  # the parameters @model_options adds, listed in help under their own heading
 
 
+_STDOUT = "resnet_inspect.stdout"  # context meta key: the real stdout while a command runs
+WITHOUT_TORCH = {"list"}  # commands that never import torch (they start fast)
+
+
+def _import_holding_ctrl_c(module: str) -> None:
+    """Import `module` with Ctrl-C held until the import is over, then raised as KeyboardInterrupt:
+    torch's import swallows a KeyboardInterrupt that lands while it imports numpy (and carries on),
+    and an interrupted run must not end as a finished one."""
+    if module in sys.modules or threading.current_thread() is not threading.main_thread():
+        importlib.import_module(module)
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+    try:
+        importlib.import_module(module)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 class SectionedCommand(click.Command):
     """A command whose help lists its own options first, then the model options it shares; an option
     given twice, or given an empty value, is refused rather than taken or dropped silently."""
@@ -117,6 +142,14 @@ class SectionedCommand(click.Command):
             if value == "":
                 raise click.UsageError(f"{flags.get(name, name)} is empty", ctx)
         return rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command with sys.stdout pointing at stderr (the real stdout kept for its output)."""
+        ctx.meta[_STDOUT] = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            if self.name not in WITHOUT_TORCH:
+                _import_holding_ctrl_c("torch")
+            return super().invoke(ctx)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """'Options' (the command's own), then 'Model options'."""
@@ -147,6 +180,14 @@ class OneLineErrors(click.Group):
         extra.pop("standalone_mode", None)
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit as done:
+            from click.utils import PacifyFlushWrapper
+
+            if done.code == 1 and isinstance(sys.stdout, PacifyFlushWrapper):  # click's answer to a closed pipe
+                _output_failed(BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)))
+            raise
+        except OSError as error:
+            _output_failed(error)
         except CheckpointMismatch as error:  # say where the keys differ, then the one line
             from .output.show import checkpoint_document
 
@@ -155,7 +196,7 @@ class OneLineErrors(click.Group):
         except InspectError as error:
             _fail(error.spelled(flag))
         except click.exceptions.NoArgsIsHelpError as error:  # `resnet-inspect` alone: its help
-            click.echo(error.ctx.get_help())
+            out(error.ctx.get_help())
             sys.exit(0)
         except click.UsageError as error:
             where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
@@ -331,10 +372,21 @@ def _exclusive(chosen: dict[str, Any]) -> None:
 # -- output ------------------------------------------------------------------------------------------
 
 
-def _console(stderr: bool = False) -> Any:
+@functools.cache
+def _console_class() -> Any:
+    """rich's Console, except that a closed pipe is left to the command line (rich would exit 1)."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """Raise it as the OSError any other write would raise."""
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return PipeConsole
+
+
+def _console(stderr: bool = False) -> Any:
+    return _console_class()(stderr=stderr) if stderr else _console_class()(file=_stdout())
 
 
 def _width(console: Any) -> int | None:
@@ -353,18 +405,30 @@ def _print_document(document: Any, stderr: bool = False) -> None:
     print_rich(document, console, _width(console))
 
 
+def _stdout() -> Any:
+    """Where a command's output goes: the stdout it started with (while it runs, sys.stdout is stderr,
+    so that nothing else, a user's model printing say, can land in JSON)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_STDOUT, sys.stdout) if ctx is not None else sys.stdout
+
+
+def out(text: str, nl: bool = True) -> None:
+    """Write the command's output."""
+    click.echo(text, nl=nl, file=_stdout())
+
+
 def emit(fmt: str, document: Callable[[], Any], data: Callable[[], Any]) -> None:
     """Print a view in the chosen format: JSON from `data`, everything else from `document`."""
     from .output import render
 
     if fmt == "json":
-        click.echo(render.to_json(_with_checkpoints(data())))
+        out(render.to_json(_with_checkpoints(data())))
         return
     doc = document()
     if fmt == "markdown":
-        click.echo(render.to_markdown(doc), nl=False)
+        out(render.to_markdown(doc), nl=False)
     elif fmt == "csv":
-        click.echo(render.to_csv(doc.csv), nl=False)
+        out(render.to_csv(doc.csv), nl=False)
     else:
         _print_document(doc)
 
@@ -462,7 +526,7 @@ def show(name: str, fmt: str, size: str | None, freeze_at: int | None, device: s
     view = api.show(name, size, freeze_at, device=device or "meta", **loading, **overrides)
     _report_checkpoint(view.model)
     if fmt == "notes":
-        click.echo(notes(view.record), nl=False)
+        out(notes(view.record), nl=False)
         return
     emit(
         fmt,
@@ -622,7 +686,7 @@ def _flops_names(
         ),
     )
     if plot and fmt == "table":
-        click.echo(f"wrote {plot}")
+        out(f"wrote {plot}")
 
 
 def _flops_compared(
@@ -662,7 +726,7 @@ def _flops_compared(
         lambda: [schema.flops(row.costs, per, row.field) for row in rows],
     )
     if plot and fmt == "table":
-        click.echo(f"wrote {plot}")
+        out(f"wrote {plot}")
 
 
 def _flops_split(
@@ -819,7 +883,7 @@ def rf(
     _report_checkpoint(model)
     emit(fmt, lambda: rf_document(report, per, covered), lambda: schema.rf(report, covered))
     if plot and fmt == "table":
-        click.echo(f"wrote {plot}")
+        out(f"wrote {plot}")
 
 
 @cli.command(epilog=EPILOG_NAMES)
@@ -852,7 +916,7 @@ def diff(a: str, b: str, fmt: str, size: str, show_all: bool, device: str | None
         raise click.UsageError("diff compares architectures; --weights does not apply")
     result = api.diff(a, b, size, device=device or "meta", trust_code=True, **overrides)
     if result.identical and fmt == "table":
-        click.echo(identical_line(result))
+        out(identical_line(result))
         return
     emit(fmt, lambda: diff_document(result, show_all), lambda: schema.diff(result, show_all))
 
@@ -1036,7 +1100,7 @@ def memory(
 
     emit(fmt, document, lambda: _one_or_list([schema.memory(m) for m in results]))
     if plot and fmt == "table":
-        click.echo(f"wrote {plot}")
+        out(f"wrote {plot}")
 
 
 class _progress:
@@ -1129,22 +1193,30 @@ def main() -> None:
     # collector would walk every object torch created, several times, at ~40 ms a pass. `bench`,
     # the one long-running command, turns it back on.
     gc.disable()
+    code: int | str | None = 0
     try:
-        cli(prog_name="resnet-inspect")
-        sys.stdout.flush()  # a write error surfaces here, inside the handlers below, not at exit
-    except KeyboardInterrupt:
-        _interrupted()
-    except OSError as error:
-        _output_failed(error)
+        try:
+            cli(prog_name="resnet-inspect")
+            sys.stdout.flush()  # a write error surfaces here, inside the handlers below, not at exit
+        except KeyboardInterrupt:
+            _interrupted()
+        except OSError as error:
+            _output_failed(error)
+    except SystemExit as done:
+        code = done.code
+    # The work is done and written: leave without the interpreter's teardown (torch's atexit
+    # handlers), where a late Ctrl-C would print a traceback or end the process by its signal.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 def _output_failed(error: OSError) -> None:
     """stdout is gone (a closed pipe: stop quietly) or cannot be written (a full disk: one line)."""
-    try:
+    with contextlib.suppress(OSError, ValueError):  # no descriptor: CliRunner's streams
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # nothing more for the interpreter to flush at exit
-    except (OSError, ValueError):
-        pass
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
     if error.errno == errno.EPIPE:
         sys.exit(EXIT_CLOSED_PIPE)
     click.echo(f"Error: cannot write the output: {error.strerror or error}", err=True)

@@ -1,6 +1,7 @@
 """Every bad input gets one line and exit status 2: the reproductions of the hardening issue as a
 table, and a fuzz over every option of every command (exit 0 or 2, never a traceback)."""
 
+import os
 import subprocess
 import sys
 
@@ -81,6 +82,25 @@ def test_exit_statuses_of_the_console_script(tmp_path):
         text=True,
     )
     assert "Traceback" not in reader.communicate()[1]
+
+
+@pytest.mark.parametrize("args", [["list"], ["--help"], ["flops", "resnet18"], ["show", "resnet18", "--json"]])
+def test_a_closed_pipe_ends_quietly_with_141(args):
+    """128 + SIGPIPE, what a shell reports for a pipeline whose reader left, and nothing on stderr;
+    plain text, rich tables and JSON each take their own path to stdout."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "resnet_inspect", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (141, "")
 
 
 # -- a fuzz over every option ---------------------------------------------------------------------

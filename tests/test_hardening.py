@@ -198,3 +198,33 @@ def test_real_tensor_runs_that_cannot_fit_are_refused_before_any_work(args, tmp_
     assert result.exit_code == 2 and "needs about" in result.output and "GiB free" in result.output
     assert result.output.count("\n") == 1 and peak < 64 * 2**20  # refused from the analytic estimate
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_seeded_effective_field_leaves_torchs_generator_alone():
+    """The seed decides the weights and inputs alone, and the caller's random stream goes on as if
+    nothing had run (torch's global generator is never reseeded)."""
+    from resnet_inspect import api
+
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    _, _, first = api.effective_field("resnet18", "layer1", 32, samples=1, seed=7)
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(99)  # a different global state: the result must not change
+    _, _, again = api.effective_field("resnet18", "layer1", 32, samples=1, seed=7)
+    assert (first.erf == again.erf).all()
+    _, _, other = api.effective_field("resnet18", "layer1", 32, samples=1, seed=8)
+    assert not (first.erf == other.erf).all()
+
+
+def test_private_initialisation_is_torchs_own_for_linear_layers():
+    """fc and ECA's Conv1d get torch's documented default, U(+-1/sqrt(fan_in)) for weight and bias."""
+    model = ri.build("ecaresnet26t", device="cpu", init=True, seed=3)
+    eca = model.layer1[0].se.conv  # in_channels 1, kernel k: fan_in = k
+    for layer, fan_in in ((model.fc, 2048), (eca, eca.kernel_size[0])):
+        bound = 1 / fan_in**0.5
+        for tensor in (layer.weight, layer.bias):
+            if tensor is None:
+                continue
+            top = float(tensor.detach().abs().max())
+            assert bound / 2 < top <= bound

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -32,13 +34,14 @@ def check_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def init_weights(model: nn.Module) -> None:
+def init_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
     """torchvision's initialisation: Kaiming-normal convs (fan_out), norms weight 1 and bias 0, the
-    default for linear layers and 1-D convs (ECA), a frozen batch norm as the identity."""
+    default for linear layers and 1-D convs (ECA), a frozen batch norm as the identity; random draws
+    come from `generator` when given (torch's global generator is then left alone)."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -49,10 +52,20 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.Linear, nn.Conv1d)):
-                m.reset_parameters()
+                _torch_default(m, generator)
             elif isinstance(m, FrozenBatchNorm2d):
                 for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
                     getattr(m, name).fill_(fill)
+
+
+def _torch_default(layer: nn.Linear | nn.Conv1d, generator: torch.Generator | None) -> None:
+    """torch's own reset_parameters for these layers (weight and bias uniform in +-1/sqrt(fan_in)),
+    drawn from `generator`."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    if layer.bias is not None:
+        fan_in = math.prod(layer.weight.shape[1:])
+        bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def _constants(model: nn.Module) -> None:
