@@ -172,7 +172,7 @@ def freeze(record: NetRecord, freeze_at: int) -> Freeze:
     for stage, blocks in record.stage_blocks().items():
         ops_by_part[stage] = [op for b in blocks for op in (*b.main, *b.shortcut)]
         params[stage] = sum(b.params for b in blocks)
-    bn = {part: [op for op in ops if op.kind == "bn"] for part, ops in ops_by_part.items()}
+    bn = {part: [op for op in ops if op.kind in ("bn", "frozen_bn")] for part, ops in ops_by_part.items()}
     frozen_params = sum(params[p] for p in frozen)
     backbone = sum(params.values())
     return Freeze(

@@ -7,15 +7,21 @@ rules cannot see: which tensors share a storage, so that each is counted once.
 
 * A conv, pool or batch norm keeps its *input*: the storage the previous op made (a block's input is
   the previous block's output).
-* The ReLUs are in place and are not ops (the walker skips activations, and a pre-activation norm
-  holds its ReLU inside): a ReLU's saved output *is* the storage of what it follows. Structure
-  assumed (torchvision's, timm's and our ResNets, pre-activation ones too): a ReLU follows every norm
-  of the stem, every norm of a block's main path that a later convolution reads (not the last one
-  of a post-activation block), and the residual sum unless the block is pre-activated (its main path
-  starts with a norm, whose output the shortcut reads); none follows a shortcut's norm. A part laid
-  out otherwise is reported.
-* The sum of a block's branches is a new storage, saved by the ReLU after it; the sum itself keeps
-  nothing. The output of the last batch norm of each branch is therefore saved by nobody.
+* The ReLUs are in place and are not ops (the walker skips activations): a ReLU's saved output *is*
+  the storage of what it follows. Where they are is read off the order of the ops (norm kinds:
+  batch, frozen batch and group norms):
+  - the stem and the head: a ReLU after every norm;
+  - a post-activation block (torchvision's, timm's ResNet, ours): conv + norm pairs, an anti-aliasing
+    pool (avg or blur) after a pair's ReLU, a gate (SE, ECA) after the last norm; a ReLU after every
+    norm of the main path but the last, and after the residual sum; the shortcut is [pool] conv norm,
+    without a ReLU;
+  - a pre-activation block (He et al. 2016b; timm's ResNetV2, ours): norm + conv pairs; a ReLU after
+    every norm, none after the sum; a projecting shortcut ([pool] conv) sees the first norm's output;
+    the head opens with the final norm.
+  A part laid out otherwise is reported, never guessed.
+* The sum of a block's branches is a new storage, saved by the ReLU after it (or, pre-activated, by
+  the next norm); the sum itself keeps nothing. The output of the last norm (or conv) of each branch
+  is therefore saved by nobody, unless a gate's product keeps it.
 * A storage is charged to the part (stem, block, head) that saves it first, as the hooks see it: the
   stem's max-pool output is charged to layer1.0, whose convolutions save it.
 * An op records a backward node only when its input needs a gradient or its parameters train:
@@ -24,7 +30,8 @@ rules cannot see: which tensors share a storage, so that each is counted once.
 Under autocast (`dtype` float16 or bfloat16 when training) convolutions and linear layers cast their
 input and weight to that dtype and save the casts: activations are saved in that dtype, the float32
 image is saved as a cast copy, and every conv and linear weight has a saved copy in that dtype.
-Batch-norm statistics stay float32 and max-pool indices int64.
+Batch-norm statistics stay float32 and max-pool indices int64; a frozen batch norm's float32 scale
+makes its output float32; a blur pool's reflection pad runs in float32 (rules.py says each).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import Literal
 
 from ..errors import InspectError
 from ..geometry import same_padding
-from ..records.types import CONV_KINDS, BlockRecord, NetRecord, Op
+from ..records.types import NORM_KINDS, BlockRecord, NetRecord, Op
 from .costs import costs
 from .detection import freeze
 from .rules import Shape, rule
@@ -50,9 +57,6 @@ PARAM_BYTES = 4  # parameters, gradients and optimizer state are float32 when tr
 BN_COUNTER_BYTES = 8  # num_batches_tracked, int64
 Style = Literal["nested", "sequential"]
 STYLES: tuple[Style, ...] = ("nested", "sequential")
-NORMS = ("bn", "gn")
-# Kinds whose saves were measured in float32 only: under autocast they are reported, not guessed.
-FLOAT32_ONLY = ("se", "eca", "blur", "gn")
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Memory:
     params: int
     trainable_params: int
     params_bytes: int
-    buffers_bytes: int  # batch-norm running statistics and counters
+    buffers_bytes: int  # batch-norm running statistics and counters, frozen norms' buffers, blur filters
     grads_bytes: int
     optimizer_bytes: int
     activations_saved_bytes: int
@@ -209,10 +213,10 @@ class _Training:
         trains = op.params > 0 and trains_part not in self.frozen
         node = x.grad or trains
         saves = step.saved(op) if step.saved is not None else None
-        if self.autocast and op.kind in FLOAT32_ONLY:
-            saves = None
-        casts = saves is not None and any(s.cast for s in saves)
-        out = _Storage(shape, self.autocast if (casts and self.autocast) else x.dtype, node)
+        dtype = x.dtype
+        if self.autocast:
+            dtype = {"input": x.dtype, "autocast": self.autocast, "float32": "float32"}[step.autocast_output]
+        out = _Storage(shape, dtype, node)
         if saves is None:
             if node:
                 self.uncounted.append(f"{op.name} ({op.kind}: what it saves is not known)")
@@ -222,18 +226,22 @@ class _Training:
         for s in saves:
             if (s.when == "weight" and not trains) or (s.when == "input" and not x.grad):
                 continue
-            if s.of == "input" and s.cast and self.autocast and x.dtype != self.autocast:
-                self.ledger.charge(part, math.prod(x.shape) * BYTES[self.autocast], True)  # the cast copy
-            elif s.of == "input":
-                self.ledger.save(part, x)
+            if s.of == "input":
+                cast = {"autocast": self.autocast, "float32": "float32"}.get(s.cast or "") if self.autocast else None
+                if cast is not None and x.dtype != cast:
+                    self.ledger.charge(part, math.prod(x.shape) * BYTES[cast], True)  # the cast copy
+                else:
+                    self.ledger.save(part, x)
             elif s.of == "output":
                 self.ledger.save(part, out)
             else:
                 if s.dtype == "autocast" and not self.autocast:
-                    continue  # the parameter itself
-                dtype = {"same": x.dtype, "autocast": self.autocast}.get(s.dtype, s.dtype)
-                assert s.elements is not None and dtype is not None, op.kind
-                nbytes = s.elements(op, x.shape, shape) * BYTES[dtype]
+                    continue  # the parameter (or buffer) itself
+                kept = {"same": x.dtype, "autocast": self.autocast, "compute": self.autocast or x.dtype}.get(
+                    s.dtype, s.dtype
+                )
+                assert s.elements is not None and kept is not None, op.kind
+                nbytes = s.elements(op, x.shape, shape) * BYTES[kept]
                 self.ledger.charge(part, nbytes, s.per_sample, copy=s.dtype == "autocast")
         return out
 
@@ -242,83 +250,92 @@ class _Training:
         if x.grad:
             self.ledger.save(part, x)
 
-    def stem(self, ops: Sequence[Op], x: _Storage) -> _Storage:
-        """The stem: a ReLU after every norm."""
+    def chain(self, ops: Sequence[Op], x: _Storage, part: str, trains_part: str) -> _Storage:
+        """Layers one after another, a ReLU after every norm (the stem, the head)."""
         for op in ops:
-            x = self.op(op, x, "stem", "stem")
-            if op.kind in NORMS:
-                self.relu(x, "stem")
+            x = self.op(op, x, part, trains_part)
+            if op.kind in NORM_KINDS:
+                self.relu(x, part)
         return x
 
     def block(self, block: BlockRecord, x: _Storage) -> _Storage:
-        """A residual block: the main path (a ReLU after every norm a later conv reads), the shortcut
-        (on the block's input, or a pre-activated block's first norm), the sum and, after a
-        post-activation block, the ReLU after it."""
-        preact = bool(block.main) and block.main[0].kind in NORMS
-        last_conv = max(i for i, op in enumerate(block.main) if op.kind in CONV_KINDS)
-        main, into_shortcut = x, x
-        for i, op in enumerate(block.main):
-            main = self.op(op, main, block.name, block.stage)
-            if op.kind in NORMS and i < last_conv:
-                self.relu(main, block.name)
-            if preact and i == 0:
-                into_shortcut = main
-        short = into_shortcut
+        """A residual block: shortcut, main path, the sum; the ReLUs where its activation order puts them."""
+        name, stage = block.name, block.stage
+        pre = preactivated(block)
+        main, short = x, x
+        ops = list(block.main)
+        if pre:  # norm1 + ReLU first; a projecting shortcut sees its output
+            main = self.op(ops.pop(0), x, name, stage)
+            self.relu(main, name)
+            short = main if block.shortcut else x
+        last_norm = max((i for i, op in enumerate(ops) if op.kind in NORM_KINDS), default=-1)
         for op in block.shortcut:
-            short = self.op(op, short, block.name, block.stage)
+            short = self.op(op, short, name, stage)
+        for i, op in enumerate(ops):
+            main = self.op(op, main, name, stage)
+            if op.kind in NORM_KINDS and (pre or i < last_norm):
+                self.relu(main, name)
         dtype = main.dtype if main.dtype == short.dtype else "float32"  # float32 wins a mixed sum
         total = _Storage(main.shape, dtype, main.grad or short.grad)
-        if not preact:
-            self.relu(total, block.name)
+        if not pre:
+            self.relu(total, name)
         return total
-
-    def head(self, ops: Sequence[Op], x: _Storage) -> _Storage:
-        """A pre-activation network's final norm (with its ReLU), global pooling and the classifier."""
-        pooled = False
-        for op in ops:
-            x = self.op(op, x, "head", "head")
-            pooled |= op.kind == "adaptive_avgpool"
-            if op.kind in NORMS and not pooled:
-                self.relu(x, "head")
-        return x
 
 
 # -- inference: the forward peak ------------------------------------------------------------------
 
 
-def _transient(op: Op, x: Shape, out: Shape, itemsize: int) -> int:
-    """Bytes an op holds only while it runs: max-pool's int64 indices (torch computes them even
-    under no_grad), the padded copy of a same-padded pool."""
+def _transient(op: Op, x: Shape, out: Shape, itemsize: int, style: Style) -> tuple[int, int]:
+    """Bytes (per sample, and in all) an op holds beside its output only while it runs: max-pool's
+    int64 indices (torch computes them even under no_grad), the padded copy of a same-padded pool or
+    a blur pool, a gate's vectors (ours: the gate; timm's SE: the excitation and the gate), group
+    norm's per-group mean and rstd, a frozen batch norm's product x * scale (and its scale and shift)."""
     if op.kind == "maxpool":
-        return math.prod(out) * BYTES["int64"]
+        return math.prod(out) * BYTES["int64"], 0
     if op.kind == "avgpool_same":
         sides = (x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1))
-        return x[0] * math.prod(sides) * itemsize
-    return 0
+        return x[0] * math.prod(sides) * itemsize, 0
+    if op.kind == "blur":
+        return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1]) * itemsize, 0
+    if op.kind in ("se", "eca"):
+        vectors = 2 if op.kind == "se" and style == "sequential" else 1
+        return vectors * x[0] * itemsize, 0
+    if op.kind == "gn":
+        return 2 * op.groups * itemsize, 0
+    if op.kind == "frozen_bn":
+        return math.prod(x) * itemsize, 2 * op.out_ch * itemsize
+    return 0, 0
 
 
 class _Live:
-    """Activation storages alive during an inference pass (per sample), and the peak per part."""
+    """Activation storages alive during an inference pass of `batch` samples, and the peak per part:
+    (bytes, the op whose output makes it, the per-sample part of those bytes)."""
 
-    def __init__(self) -> None:
-        self.sizes: dict[int, int] = {}
-        self.now = 0
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.per_sample = 0
+        self.fixed = 0
         self.keys = itertools.count()
         self.part = ""
-        self.peaks: dict[str, tuple[int, str]] = {}
+        self.peaks: dict[str, tuple[int, str, int]] = {}
 
-    def alloc(self, nbytes: int, at: str) -> int:
-        """A new storage of `nbytes`; returns its key."""
+    def alloc(self, per_sample: int, at: str, fixed: int = 0) -> int:
+        """A new storage of `per_sample` bytes a sample (plus `fixed` bytes); returns its key."""
         key = next(self.keys)
-        self.sizes[key] = nbytes
-        self.now += nbytes
-        if self.now > self.peaks.get(self.part, (-1, ""))[0]:
-            self.peaks[self.part] = (self.now, at)
+        self.sizes[key] = (per_sample, fixed)
+        self.per_sample += per_sample
+        self.fixed += fixed
+        now = self.per_sample * self.batch + self.fixed
+        if now > self.peaks.get(self.part, (-1, "", 0))[0]:
+            self.peaks[self.part] = (now, at, self.per_sample)
         return key
 
     def free(self, key: int) -> None:
         """The last reference to a storage is gone."""
-        self.now -= self.sizes.pop(key, 0)
+        per_sample, fixed = self.sizes.pop(key, (0, 0))
+        self.per_sample -= per_sample
+        self.fixed -= fixed
 
 
 @dataclass
@@ -330,15 +347,21 @@ class _Inference:
       stage runs (the trunk's `x = layer(x)` holds it); a chain of layers frees each input once the
       next layer has returned; in-place ReLUs allocate nothing.
     * nested (this project's blocks): the shortcut runs first and its output lives through the main
-      path; `out = relu(bn(conv(out)))` keeps the old `out` until the whole line returns; the sum is a
-      new tensor.
+      path; `out = relu(bn(conv(out)))` keeps the old `out` until the whole line returns (an
+      anti-aliasing pool and a gate are lines of their own); the sum is a new tensor. Pre-activated:
+      `pre = norm1(x)` lives through the block, the shortcut (on `pre`) next, then
+      `out = conv2(norm2(conv1(pre)))` and `out = conv3(norm3(out))`.
     * sequential (torchvision's and timm's blocks): one statement per layer, the shortcut after the
-      main path while its output lives, and an in-place sum.
+      main path while its output lives, and an in-place sum. Pre-activated (timm's ResNetV2):
+      `x_preact = norm1(x)`, the shortcut, `x = conv1(x_preact)`, then `x = conv2(norm2(x))` and
+      `x = conv3(norm3(x))`; a new sum.
+    * pre-activated trunks (both): the stem's output lives through every stage (`stages(stem(x))`),
+      and the final norm's output through the whole head.
     """
 
     style: Style
     itemsize: int
-    live: _Live = field(default_factory=_Live)
+    live: _Live
 
     def nbytes(self, shape: Shape) -> int:
         """Bytes of one sample of an activation."""
@@ -347,8 +370,8 @@ class _Inference:
     def op(self, op: Op, x: int, shape: Shape) -> tuple[int, Shape]:
         """Run one op on storage `x`: its transient bytes and output are alive at once."""
         out_shape = rule(op).shape(op, shape)
-        extra = _transient(op, shape, out_shape, self.itemsize)
-        scratch = self.live.alloc(extra, op.name) if extra else None
+        per_sample, fixed = _transient(op, shape, out_shape, self.itemsize, self.style)
+        scratch = self.live.alloc(per_sample, op.name, fixed) if per_sample or fixed else None
         out = self.live.alloc(self.nbytes(out_shape), op.name)
         if scratch is not None:
             self.live.free(scratch)
@@ -363,9 +386,21 @@ class _Inference:
             x = out
         return x, shape
 
+    def lines(self, lines: Sequence[Sequence[Op]], x: int, shape: Shape, keep: set[int]) -> tuple[int, Shape]:
+        """Statements `out = f(g(out))`: each line's input lives until the line returns."""
+        out = x
+        for line in lines:
+            start = out
+            out, shape = self.chain(line, start, shape, keep | {start})
+            if start not in keep:
+                self.live.free(start)
+        return out, shape
+
     def block(self, block: BlockRecord, x: int, shape: Shape, keep: set[int]) -> tuple[int, Shape]:
         """One residual block from input `x` (kept by the caller while it runs)."""
         keep = keep | {x}
+        if preactivated(block):
+            return self.preactivated(block, x, shape, keep)
         if self.style == "sequential":
             out, out_shape = self.chain(block.main, x, shape, keep)
             short, _ = self.chain(block.shortcut, x, shape, keep | {out})
@@ -373,20 +408,41 @@ class _Inference:
                 self.live.free(short)  # `out += identity` is in place
             return out, out_shape
         short, _ = self.chain(block.shortcut, x, shape, keep)
-        out, out_shape, line = x, shape, []
-        for i, op in enumerate(block.main):
-            line.append(op)
-            if op.kind == "bn" or i == len(block.main) - 1:
-                start = out
-                out, out_shape = self.chain(line, out, out_shape, keep | {start})
-                if start not in keep:
-                    self.live.free(start)  # the line returned: the old `out` goes
-                line = []
-        total = self.live.alloc(self.nbytes(out_shape), f"{block.name} sum")
+        lines: list[list[Op]] = [[]]
+        for op in block.main:
+            if op.kind in ("avgpool", "blur", "se", "eca") and lines[-1]:
+                lines.append([])
+            lines[-1].append(op)
+            if op.kind in (*NORM_KINDS, "avgpool", "blur", "se", "eca"):
+                lines.append([])
+        out, out_shape = self.lines([line for line in lines if line], x, shape, keep | {short})
+        return self.sum(block, out, short, out_shape, keep)
+
+    def preactivated(self, block: BlockRecord, x: int, shape: Shape, keep: set[int]) -> tuple[int, Shape]:
+        """A pre-activation block: norm1, the shortcut on its output, the convs, a new sum."""
+        pre, pre_shape = self.op(block.main[0], x, shape)
+        short = x
+        if block.shortcut:
+            short, _ = self.chain(block.shortcut, pre, pre_shape, keep | {pre})
+        lines: list[list[Op]] = []
+        for op in block.main[1:]:
+            if op.kind in NORM_KINDS or not lines:
+                lines.append([])
+            lines[-1].append(op)
+        if self.style == "nested" and len(lines) > 1:
+            lines[:2] = [lines[0] + lines[1]]  # out = conv2(norm2(conv1(pre)))
+        out, out_shape = self.lines(lines, pre, pre_shape, keep | {pre, short})
+        total, _ = self.sum(block, out, short, out_shape, keep)
+        self.live.free(pre)
+        return total, out_shape
+
+    def sum(self, block: BlockRecord, out: int, short: int, shape: Shape, keep: set[int]) -> tuple[int, Shape]:
+        """`out + shortcut` as a new tensor; then both go."""
+        total = self.live.alloc(self.nbytes(shape), f"{block.name} sum")
         for key in (out, short):
             if key not in keep:
                 self.live.free(key)
-        return total, out_shape
+        return total, shape
 
     def run(self, record: NetRecord, height: int, width: int) -> None:
         """The whole pass: stem, stages, head."""
@@ -395,17 +451,28 @@ class _Inference:
         image_shape: Shape = (record.stem.in_ch, height, width)
         image = live.alloc(self.nbytes(image_shape), "input")
         x, shape = self.chain(record.stem.ops, image, image_shape, {image})
+        held = {image}
+        preact = bool(record.blocks) and preactivated(record.blocks[0])
+        if preact:
+            held.add(x)  # `stages(stem(x))`: the stem's output lives through every stage
         for blocks in record.stage_blocks().values():
             stage_input = x
             for block in blocks:
                 live.part = block.name
-                out, shape = self.block(block, x, shape, {image, stage_input})
+                out, shape = self.block(block, x, shape, held | {stage_input})
                 if x != stage_input:
                     live.free(x)
                 x = out
-            live.free(stage_input)
+            if stage_input not in held:
+                live.free(stage_input)
+        for key in held - {image}:
+            live.free(key)
         live.part = "head"
-        self.chain(record.head, x, shape, {image})
+        norms = 0
+        while preact and norms < len(record.head) and record.head[norms].kind in NORM_KINDS:
+            norms += 1
+        x, shape = self.chain(record.head[:norms], x, shape, {image})  # the final norm, pre-activated
+        self.chain(record.head[norms:], x, shape, {image, x} if norms else {image})
 
 
 # -- the whole account ------------------------------------------------------------------------------
@@ -424,34 +491,62 @@ def _part_of(name: str, record: NetRecord) -> str:
     return ""
 
 
-# Each op as a letter: C a conv (any conv-like kind), N a norm, A an attention gate, P a pool.
-_LETTERS = {**dict.fromkeys(CONV_KINDS, "C"), "bn": "N", "gn": "N", "se": "A", "eca": "A"}
-_LETTERS.update(dict.fromkeys(("blur", "avgpool", "avgpool_same", "maxpool"), "P"))
-# The layouts the ReLU placement knows: post-activation blocks (conv, norm, an optional anti-aliasing
-# pool after it, an attention gate at the end), pre-activation ones (norm, conv), shortcuts (a pool,
-# a conv, a norm), stems (convs and norms, then pools).
-LAYOUTS = {
-    "main": re.compile(r"(CNP?)+A?|(NC)+"),
-    "shortcut": re.compile(r"(P?CN?)?"),
-    "stem": re.compile(r"(CN)*C?N?P*"),
+def preactivated(block: BlockRecord) -> bool:
+    """A pre-activation block: its main path opens with a norm (He et al. 2016b)."""
+    return bool(block.main) and block.main[0].kind in NORM_KINDS
+
+
+def _letters(ops: Sequence[Op], letters: dict[str, str]) -> str:
+    return "".join(letters.get(op.kind, "x") for op in ops)
+
+
+_NORM_LETTERS = dict.fromkeys(NORM_KINDS, "n")
+_STEM = (
+    {"conv": "c", "blur": "b", "maxpool": "p", "avgpool": "p", **_NORM_LETTERS},
+    re.compile(r"(?:[cbp]|(?<=[cb])n)*"),
+)
+_MAIN = {"conv": "c", "avgpool": "p", "blur": "p", "se": "g", "eca": "g", **_NORM_LETTERS}
+_SHORTCUT = {"conv": "c", "avgpool": "p", "avgpool_same": "p", **_NORM_LETTERS}
+# post-activation: conv + norm pairs, an anti-aliasing pool after a pair, a gate after the last norm;
+# pre-activation: norm + conv pairs. Shortcuts: [pool] conv norm, or [pool] conv.
+_LAYOUTS = {
+    False: (re.compile(r"(?:cnp?)*cng?"), re.compile(r"p?cn")),
+    True: (re.compile(r"(?:nc)+"), re.compile(r"p?c")),
 }
 
 
-def _letters(ops: Sequence[Op]) -> str:
-    return "".join(_LETTERS.get(op.kind, "?") for op in ops)
-
-
 def _layout_problems(record: NetRecord) -> list[str]:
-    """Parts whose layers are not laid out as the ReLU placement assumes."""
+    """Parts whose layers are not laid out as the ReLU placement assumes (module docstring)."""
     problems = []
-    if not LAYOUTS["stem"].fullmatch(_letters(record.stem.ops)):
-        problems.append("stem (a layout of convs and norms the ReLU placement does not know)")
+    letters, pattern = _STEM
+    if not pattern.fullmatch(_letters(record.stem.ops, letters)):
+        problems.append(
+            "stem (layers other than convs, norms and pools, or a norm after no conv: ReLU placement unknown)"
+        )
+    preact = bool(record.blocks) and preactivated(record.blocks[0])
+    main, shortcut = _LAYOUTS[preact]
     for block in record.blocks:
-        if not (
-            LAYOUTS["main"].fullmatch(_letters(block.main)) and LAYOUTS["shortcut"].fullmatch(_letters(block.shortcut))
+        if not main.fullmatch(_letters(block.main, _MAIN)) or (
+            block.shortcut and not shortcut.fullmatch(_letters(block.shortcut, _SHORTCUT))
         ):
-            problems.append(f"{block.name} (a layout of convs and norms the ReLU placement does not know)")
+            order = "norm + conv pairs" if preact else "conv + norm pairs"
+            problems.append(f"{block.name} (layers not laid out in {order}: ReLU placement unknown)")
+    head = _letters(record.head, _NORM_LETTERS)
+    if head.count("n") > (1 if preact else 0) or (preact and head.count("n") == 1 and not head.startswith("n")):
+        problems.append("head (a norm other than a pre-activation network's final one: ReLU placement unknown)")
     return problems
+
+
+def _buffer_bytes(op: Op, itemsize: int) -> int:
+    """A norm's or blur pool's buffers: running mean and variance and the counter; a frozen batch
+    norm's four per-channel buffers; a blur pool's filter."""
+    if op.kind == "bn":
+        return 2 * op.out_ch * itemsize + BN_COUNTER_BYTES
+    if op.kind == "frozen_bn":
+        return 4 * op.out_ch * itemsize
+    if op.kind == "blur":
+        return op.out_ch * op.kernel[0] * op.kernel[1] * itemsize
+    return 0
 
 
 def check_options(dtype: str, optimizer: str | None) -> None:
@@ -491,13 +586,14 @@ def memory(
 
     train = _Training(None if inference or dtype == "float32" else dtype, frozen_parts)
     if not inference:
-        x = train.stem(record.stem.ops, _Storage((record.stem.in_ch, height, width), "float32", False))
+        image = _Storage((record.stem.in_ch, height, width), "float32", False)
+        x = train.chain(record.stem.ops, image, "stem", "stem")
         for block in record.blocks:
             x = train.block(block, x)
-        train.head(record.head, x)
-    peaks: dict[str, tuple[int, str]] = {}
+        train.chain(record.head, x, "head", "head")
+    peaks: dict[str, tuple[int, str, int]] = {}
     if inference and style is not None:
-        sim = _Inference(style, BYTES[dtype])
+        sim = _Inference(style, BYTES[dtype], _Live(batch))
         sim.run(record, height, width)
         peaks = sim.live.peaks
 
@@ -514,19 +610,18 @@ def memory(
 
     def part(name: str, ops: Sequence[Op], params: int, frozen_part: bool, charged: Sequence[str]) -> PartMemory:
         trainable = 0 if (inference or frozen_part) else params
-        norms = [op for op in ops if op.kind == "bn"]
         peak = max((peaks[p] for p in charged if p in peaks), default=None)
         return PartMemory(
             name=name,
             params=params,
             trainable_params=trainable,
             params_bytes=params * itemsize,
-            buffers_bytes=sum(2 * op.out_ch * itemsize + BN_COUNTER_BYTES for op in norms),
+            buffers_bytes=sum(_buffer_bytes(op, itemsize) for op in ops),
             grads_bytes=trainable * PARAM_BYTES,
             optimizer_bytes=trainable * PARAM_BYTES * copies,
             activations_saved_bytes=sum(ledger.bytes(p, batch) for p in charged),
             weight_copies_bytes=sum(ledger.copies.get(p, 0) for p in charged),
-            forward_peak_bytes=peak[0] * batch if peak else None,
+            forward_peak_bytes=peak[0] if peak else None,
             forward_peak_at=peak[1] if peak else None,
         )
 
@@ -560,9 +655,9 @@ def memory(
         optimizer_bytes=sum(p.optimizer_bytes for p in stages),
         activations_saved_bytes=sum(p.activations_saved_bytes for p in stages),
         weight_copies_bytes=sum(p.weight_copies_bytes for p in stages),
-        forward_peak_bytes=peak[0] * batch if peak else None,
+        forward_peak_bytes=peak[0] if peak else None,
         forward_peak_at=peak[1] if peak else None,
-        per_sample_bytes=(peak[0] if peak else 0) if inference else sum(ledger.per_sample.values()),
+        per_sample_bytes=(peak[2] if peak else 0) if inference else sum(ledger.per_sample.values()),
         stages=tuple(stages),
         blocks=blocks,
         uncounted=tuple(uncounted),

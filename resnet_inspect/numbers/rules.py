@@ -286,18 +286,22 @@ class Saved:
     made it), "output" (the tensor it returns) or "own" (one only it holds: batch-norm statistics,
     max-pool indices, a padded copy, a weight cast by autocast), of `elements(op, input, output)`
     elements per sample, or in all when not `per_sample`.
-    `dtype`: "same" (the dtype of the op's input), "float32", "int64", or "autocast" (a copy in
-    autocast's dtype that exists only under autocast; otherwise it is a parameter, not counted).
+    `dtype`: "same" (the dtype of the op's input), "float32", "int64", "autocast" (a copy in
+    autocast's dtype that exists only under autocast; otherwise it is a parameter or buffer, not
+    counted) or "compute" (a tensor the op computes in autocast's dtype under autocast, else in its
+    input's dtype).
     `when`: "node" (whenever the op records a backward node: its input needs a gradient or its
     parameters train), "weight" (only when its parameters train), "input" (only when its input needs a
-    gradient). `cast`: autocast casts this input to its dtype first (a new copy if it is not in it)."""
+    gradient). `cast`: under autocast the op first casts this input to that dtype ("autocast", or
+    "float32" for ops autocast runs in float32), and saves the cast: a new copy unless the input is
+    already in it."""
 
     of: Literal["input", "output", "own"]
     elements: Callable[[Op, Shape, Shape], int] | None = None  # "own" only
-    dtype: Literal["same", "float32", "int64", "autocast"] = "same"
+    dtype: Literal["same", "float32", "int64", "autocast", "compute"] = "same"
     per_sample: bool = True
     when: Literal["node", "weight", "input"] = "node"
-    cast: bool = False
+    cast: Literal["autocast", "float32"] | None = None
 
 
 Saves = Callable[[Op], tuple[Saved, ...]]
@@ -332,6 +336,40 @@ def _padded_input(op: Op, x: Shape, out: Shape) -> int:
     )
 
 
+def _reflect_padded(op: Op, x: Shape, out: Shape) -> int:
+    return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1])
+
+
+def _se_vectors(op: Op, x: Shape, out: Shape) -> int:
+    """The pooled input (fc1's), the hidden ReLU output (fc2's) and the gate (the sigmoid's result)."""
+    return 2 * op.in_ch + op.hidden
+
+
+def _se_weights(op: Op, x: Shape, out: Shape) -> int:
+    return 2 * op.in_ch * op.hidden
+
+
+def _eca_vectors(op: Op, x: Shape, out: Shape) -> int:
+    """The pooled input (the 1-D conv's) and the gate."""
+    return 2 * x[0]
+
+
+def _eca_weights(op: Op, x: Shape, out: Shape) -> int:
+    return op.kernel[0]
+
+
+def _blur_filter(op: Op, x: Shape, out: Shape) -> int:
+    return op.out_ch * op.kernel[0] * op.kernel[1]
+
+
+def _group_stats(op: Op, x: Shape, out: Shape) -> int:
+    return 2 * op.groups
+
+
+def _channels_count(op: Op, x: Shape, out: Shape) -> int:
+    return op.out_ch
+
+
 def _adaptive_saves(op: Op) -> tuple[Saved, ...]:
     # a (1, 1) output is computed as a mean, which keeps nothing; other sizes keep their input
     return () if op.output_size == (1, 1) else (Saved("input"),)
@@ -341,40 +379,41 @@ def _adaptive_saves(op: Op) -> tuple[Saved, ...]:
 # the weight's gradient and the weight only for the input's; train-mode BN: input, save_mean and
 # save_invstd (float32, one per channel); max-pool: input and int64 indices; avg-pool: its input;
 # the same-padded pool: the padded copy (F.pad keeps nothing).
-_CONV_SAVES = _keeps(Saved("input", cast=True), Saved("own", _conv_weight, "autocast", per_sample=False))
+_CONV_SAVES = _keeps(Saved("input", cast="autocast"), Saved("own", _conv_weight, "autocast", per_sample=False))
 _LINEAR_SAVES = _keeps(
-    Saved("input", when="weight", cast=True),
+    Saved("input", when="weight", cast="autocast"),
     Saved("own", _linear_weight, "autocast", per_sample=False, when="input"),
 )
 _BN_SAVES = _keeps(Saved("input"), Saved("own", _two_per_channel, "float32", per_sample=False))
 _MAXPOOL_SAVES = _keeps(Saved("input"), Saved("own", _output_size, "int64"))
-
-
-def _gate_saves(op: Op, x: Shape, out: Shape) -> int:
-    """SE: the pooled map (fc1's input), fc1's ReLU'd output (fc2's input), the sigmoid's output."""
-    return 2 * x[0] + op.hidden
-
-
-def _eca_saves(op: Op, x: Shape, out: Shape) -> int:
-    """ECA: the pooled channels (the 1-D conv's input) and the sigmoid's output."""
-    return 2 * x[0]
-
-
-def _reflect_padded(op: Op, x: Shape, out: Shape) -> int:
-    return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1])
-
-
-def _group_stats(op: Op, x: Shape, out: Shape) -> int:
-    return 2 * op.groups
-
-
-# SE and ECA: the multiplication keeps the gated input and the gate (measured on torch 2.13, float32);
-# the blur pool: reflect padding keeps its input, the depthwise conv the padded copy (its filter is a
-# buffer); group norm: its input and a mean and inverse deviation per sample and group (float32).
-_SE_SAVES = _keeps(Saved("input"), Saved("own", _gate_saves))
-_ECA_SAVES = _keeps(Saved("input"), Saved("own", _eca_saves))
-_BLUR_SAVES = _keeps(Saved("input"), Saved("own", _reflect_padded))
+# GroupNorm (NativeGroupNormBackward0): its input and the mean and rstd of every sample's groups,
+# float32 (autocast on the CPU runs it in the input's dtype).
 _GN_SAVES = _keeps(Saved("input"), Saved("own", _group_stats, "float32"))
+# FrozenBatchNorm2d, x * scale + shift: the product keeps `scale` (computed from float32 buffers, one
+# per channel), not x; under autocast the float32 scale promotes the output to float32.
+_FROZEN_BN_SAVES = _keeps(Saved("own", _channels_count, "float32", per_sample=False))
+# blur pool, F.pad(reflect) then a depthwise conv with a fixed filter: reflection_pad2d keeps its input
+# (autocast runs it in float32, so a float32 copy of a half input), the conv its padded input (the
+# cast, under autocast) and its filter (a buffer; autocast's cast of it counts).
+_BLUR_SAVES = _keeps(
+    Saved("input", cast="float32"),
+    Saved("own", _reflect_padded, "compute"),
+    Saved("own", _blur_filter, "autocast", per_sample=False),
+)
+# squeeze-excitation, x * sigmoid(fc2(relu(fc1(mean(x))))): the mean keeps nothing; fc1 keeps the
+# pooled vector (autocast: its cast, the mean being float32), the in-place ReLU its output (fc2's
+# input), the sigmoid its result, which the product keeps with x; fc1's and fc2's weights (parameters;
+# autocast: their casts). ECA alike with one 1-D conv of k weights.
+_SE_SAVES = _keeps(
+    Saved("input"),
+    Saved("own", _se_vectors, "compute"),
+    Saved("own", _se_weights, "autocast", per_sample=False),
+)
+_ECA_SAVES = _keeps(
+    Saved("input"),
+    Saved("own", _eca_vectors, "compute"),
+    Saved("own", _eca_weights, "autocast", per_sample=False),
+)
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -391,19 +430,36 @@ class Rule:
     field: Callable[[Op, Field, int, int | None], Field] = _field_unchanged
     accepts: Callable[[Op, Shape], str | None] = _accept_any  # None, or why this input cannot enter
     saved: Saves | None = None  # what autograd keeps for backward; None: not known (memory says so)
+    autocast_output: Literal["input", "autocast", "float32"] = "input"  # its output's dtype under autocast
 
 
 POOL_KINDS = ("maxpool", "avgpool", "avgpool_same")
-_CONV = Rule(_window_shape, _conv_macs, _output_elements, _window_field, _check_spatial, saved=_CONV_SAVES)
+_CONV = Rule(
+    _window_shape,
+    _conv_macs,
+    _output_elements,
+    _window_field,
+    _check_spatial,
+    saved=_CONV_SAVES,
+    autocast_output="autocast",
+)
 _NORM = Rule(_unchanged, accepts=_check_channels)
 _POOL = Rule(_window_shape, field=_window_field, accepts=_check_spatial)
 _ADAPTIVE = Rule(_adaptive_shape, accepts=_check_spatial)
 
 RULES: dict[str, Rule] = {
     "conv": _CONV,
-    "blur": replace(_CONV, saved=_BLUR_SAVES),
-    "linear": Rule(_linear_shape, _linear_macs, _output_elements, accepts=_check_features, saved=_LINEAR_SAVES),
+    "blur": replace(_CONV, saved=_BLUR_SAVES),  # a functional conv with a fixed filter
+    "linear": Rule(
+        _linear_shape,
+        _linear_macs,
+        _output_elements,
+        accepts=_check_features,
+        saved=_LINEAR_SAVES,
+        autocast_output="autocast",
+    ),
     "bn": replace(_NORM, saved=_BN_SAVES),
+    "frozen_bn": replace(_NORM, saved=_FROZEN_BN_SAVES, autocast_output="float32"),
     "gn": replace(_NORM, saved=_GN_SAVES),
     "norm": _NORM,
     "pad": Rule(_pad_shape, field=_pad_field, accepts=_check_spatial),

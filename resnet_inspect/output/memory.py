@@ -24,7 +24,7 @@ INFERENCE_CONVENTION = (
 )
 FORWARD_STYLES = {
     "nested": "this project's blocks (shortcut first, nested calls)",
-    "sequential": "torchvision's and timm's blocks (one statement per layer, in-place sum)",
+    "sequential": "torchvision's and timm's blocks (one statement per layer)",
 }
 
 
@@ -85,7 +85,7 @@ def _totals(m: Memory) -> Table:
         m.params_bytes,
         human(m.params_bytes),
     )
-    table.add("buffers (batch-norm statistics)", m.buffers_bytes, human(m.buffers_bytes))
+    table.add("buffers (norm statistics, filters)", m.buffers_bytes, human(m.buffers_bytes))
     if m.mode == "training":
         table.add(f"gradients ({count(m.trainable_params)} trainable)", m.grads_bytes, human(m.grads_bytes))
         table.add(f"optimizer state ({m.optimizer})", m.optimizer_bytes, human(m.optimizer_bytes))

@@ -107,7 +107,7 @@ def read_linear(name: str, m: nn.Module) -> Op:
 def _norm(kind: OpKind) -> Reader:
     def read(name: str, m: nn.Module) -> Op:
         channels = _channels(m)
-        groups = int(getattr(m, "num_groups", 1) or 1)
+        groups = int(m.num_groups) if kind == "gn" else 1  # type: ignore[arg-type]
         return Op(name, kind, channels, channels, groups=groups, params=all_params(m))
 
     read.__doc__ = f"A per-channel norm ({kind}); channels from its own count or weights."
@@ -272,7 +272,7 @@ READERS: dict[type, Reader] = {
     # the family's own layers (model/layers.py)
     BatchNormReLU: _norm("bn"),
     GroupNormReLU: _norm("gn"),
-    FrozenBatchNorm2d: _norm("bn"),
+    FrozenBatchNorm2d: _norm("frozen_bn"),
     SqueezeExcite: read_se,
     EfficientChannelAttention: read_eca,
     BlurPool2d: read_blur,
@@ -286,9 +286,9 @@ OPTIONAL_READERS: dict[str, Reader] = {
     "timm.layers.std_conv.StdConv2dSame": read_same_conv,
     "timm.layers.std_conv.ScaledStdConv2dSame": read_same_conv,
     "timm.layers.blur_pool.BlurPool2d": read_blur,
-    "torchvision.ops.misc.FrozenBatchNorm2d": _norm("bn"),
-    "timm.layers.norm.FrozenBatchNorm2d": _norm("bn"),
-    "timm.layers.norm_act.FrozenBatchNormAct2d": _norm("bn"),
+    "torchvision.ops.misc.FrozenBatchNorm2d": _norm("frozen_bn"),
+    "timm.layers.norm.FrozenBatchNorm2d": _norm("frozen_bn"),
+    "timm.layers.norm_act.FrozenBatchNormAct2d": _norm("frozen_bn"),
     "timm.layers.norm_act.BatchNormAct2d": _norm("bn"),
     "timm.layers.norm.GroupNorm": _norm("gn"),
     "timm.layers.norm.GroupNorm1": _norm("gn"),

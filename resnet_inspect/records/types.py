@@ -12,8 +12,9 @@ OpKind = Literal[
     "conv",  # nn.Conv2d and subclasses, read by geometry (`same`: TF padding at run time)
     "blur",  # anti-aliasing blur pool: a fixed depthwise k x k conv with stride (Zhang 2019)
     "linear",  # on the flattened features, or on the last dimension (tokens)
-    "bn",  # batch norms, frozen ones too
-    "gn",  # group norms
+    "bn",  # batch norms
+    "frozen_bn",  # batch norms with fixed statistics and affine terms: x * scale + shift from buffers
+    "gn",  # group norms (`groups`: the number of groups)
     "norm",  # other per-channel norms (EvoNorm, filter response norm)
     "pad",  # constant padding
     "maxpool",
@@ -29,6 +30,7 @@ OpKind = Literal[
     "probed",  # a module no rule describes: counted from a meta-tensor forward of it alone
 ]
 POOLS = ("maxpool", "avgpool", "avgpool_same")
+NORM_KINDS = ("bn", "frozen_bn", "gn")  # per-channel norms a ReLU may follow (memory places the ReLUs)
 CONV_KINDS = ("conv", "split_attn", "selective_kernel", "res2")  # what makes a residual block's main path
 ATTENTION_KINDS = ("se", "eca", "split_attn", "selective_kernel")
 # The public fields of the records (JSON, CSV and diff show these; ops and branches stay internal).
