@@ -800,3 +800,45 @@ def test_autocast_saves_a_cast_of_every_trainable_conv_and_linear_weight():
     weights = sum(m.weight.numel() for part in trained for m in part.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     assert data["autocast"] and data["weight_copies_bytes"] == 2 * weights
     assert data["params_bytes"] == 4 * sum(p.numel() for p in model.parameters())  # float32 stays the master copy
+
+
+SAME_PADDED_TIMM = textwrap.dedent(
+    """
+    import timm
+    import torch.nn as nn
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.pool2d_same import MaxPool2dSame
+
+    def same_padded():  # timm's resnet26d with TF "same" convs and max-pool, as tf_ ports build them
+        model = timm.create_model("resnet26d")
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.Conv2d):  # 1x1 convs too: F.pad copies even for no padding
+                    setattr(parent, name, Conv2dSame(child.in_channels, child.out_channels,
+                        child.kernel_size, child.stride, groups=child.groups, bias=child.bias is not None))
+                if isinstance(child, nn.MaxPool2d):
+                    setattr(parent, name, MaxPool2dSame(child.kernel_size, child.stride))
+        return model
+    """
+)
+
+
+@pytest.mark.reference
+def test_same_padded_convs_and_pools_keep_their_padded_copies(tmp_path):
+    # F.pad returns a new tensor even where the padding is zero: the conv (or its autocast cast) and
+    # the max-pool keep that copy, not their input
+    reference("timm")
+    from timm.layers.conv2d_same import Conv2dSame
+
+    source = tmp_path / "same.py"
+    source.write_text(SAME_PADDED_TIMM)
+    name = f"{source}:same_padded"
+    torch.manual_seed(0)
+    model = api.load(name, device="cpu", trust_code=True).module.train()
+    assert sum(isinstance(m, Conv2dSame) for m in model.modules()) > 20
+    for h, w, dtype in ((97, 131, None), (64, 64, None), (97, 131, "bfloat16")):
+        measured = saved_by_part(model, torch.randn(2, 3, h, w), dtype)
+        _, result = api.memory(name, (h, w), 2, dtype or "float32", trust_code=True)
+        assert result.complete and ours_by_part(result) == measured
+    _, inferred = api.memory(name, (97, 131), 2, inference=True, trust_code=True)
+    assert inferred.forward_peak_bytes == inference_peak(model.eval(), torch.randn(2, 3, 97, 131))

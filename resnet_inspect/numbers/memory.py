@@ -287,14 +287,17 @@ class _Training:
 
 def _transient(op: Op, x: Shape, out: Shape, itemsize: int, style: Style) -> tuple[int, int]:
     """Bytes (per sample, and in all) an op holds beside its output only while it runs: max-pool's
-    int64 indices (torch computes them even under no_grad), the padded copy of a same-padded pool or
-    a blur pool, a gate's vectors (ours: the gate; timm's SE: the excitation and the gate), group
+    int64 indices (torch computes them even under no_grad), the padded copy of a same-padded conv or
+    pool or a blur pool, a gate's vectors (ours: the gate; timm's SE: the excitation and the gate), group
     norm's per-group mean and rstd, a frozen batch norm's product x * scale (and its scale and shift)."""
-    if op.kind == "maxpool":
-        return math.prod(out) * BYTES["int64"], 0
-    if op.kind == "avgpool_same":
+    padded = 0
+    if op.same or op.kind == "avgpool_same":  # padded at run time: F.pad's copy, even of zero padding
         sides = (x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1))
-        return x[0] * math.prod(sides) * itemsize, 0
+        padded = x[0] * math.prod(sides) * itemsize
+    if op.kind == "maxpool":
+        return padded + math.prod(out) * BYTES["int64"], 0
+    if op.kind in ("avgpool_same", "conv"):
+        return padded, 0
     if op.kind == "blur":
         return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1]) * itemsize, 0
     if op.kind in ("se", "eca"):

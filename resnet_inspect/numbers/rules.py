@@ -379,13 +379,27 @@ def _adaptive_saves(op: Op) -> tuple[Saved, ...]:
 # the weight's gradient and the weight only for the input's; train-mode BN: input, save_mean and
 # save_invstd (float32, one per channel); max-pool: input and int64 indices; avg-pool: its input;
 # the same-padded pool: the padded copy (F.pad keeps nothing).
-_CONV_SAVES = _keeps(Saved("input", cast="autocast"), Saved("own", _conv_weight, "autocast", per_sample=False))
+_CONV_WEIGHT = Saved("own", _conv_weight, "autocast", per_sample=False)
+# timm's Conv2dSame / MaxPool2dSame pad at run time, and F.pad returns a new tensor even when the
+# padding is zero (it clones): the op keeps that copy (the conv: its autocast cast), not its input.
+_PADDED_COPY = Saved("own", _padded_input, "compute")
+
+
+def _input_or_padded_copy(plain: tuple[Saved, ...], padded: tuple[Saved, ...]) -> Saves:
+    def saves(op: Op) -> tuple[Saved, ...]:
+        return padded if op.same else plain
+
+    return saves
+
+
+_CONV_SAVES = _input_or_padded_copy((Saved("input", cast="autocast"), _CONV_WEIGHT), (_PADDED_COPY, _CONV_WEIGHT))
 _LINEAR_SAVES = _keeps(
     Saved("input", when="weight", cast="autocast"),
     Saved("own", _linear_weight, "autocast", per_sample=False, when="input"),
 )
 _BN_SAVES = _keeps(Saved("input"), Saved("own", _two_per_channel, "float32", per_sample=False))
-_MAXPOOL_SAVES = _keeps(Saved("input"), Saved("own", _output_size, "int64"))
+_INDICES = Saved("own", _output_size, "int64")
+_MAXPOOL_SAVES = _input_or_padded_copy((Saved("input"), _INDICES), (replace(_PADDED_COPY, dtype="same"), _INDICES))
 # GroupNorm (NativeGroupNormBackward0): its input and the mean and rstd of every sample's groups,
 # float32 (autocast on the CPU runs it in the input's dtype).
 _GN_SAVES = _keeps(Saved("input"), Saved("own", _group_stats, "float32"))
