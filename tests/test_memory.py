@@ -26,7 +26,7 @@ from resnet_inspect.numbers.sizes import parse_bytes
 from conftest import cli_json, cli_run, records_of, reference
 
 AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-HEAD_CHILDREN = ("avgpool", "fc", "global_pool", "head", "norm")  # norm: a pre-activation net's final norm
+HEAD_CHILDREN = ("avgpool", "fc", "global_pool", "head", "norm", "last_linear")  # norm: a pre-activation net's final norm
 BLOCK = re.compile(r"layer\d+\.\d+|stages\.\d+\.blocks\.\d+")  # torchvision's/ours; timm's ResNetV2/our pre-act
 
 
@@ -842,3 +842,18 @@ def test_same_padded_convs_and_pools_keep_their_padded_copies(tmp_path):
         assert result.complete and ours_by_part(result) == measured
     _, inferred = api.memory(name, (97, 131), 2, inference=True, trust_code=True)
     assert inferred.forward_peak_bytes == inference_peak(model.eval(), torch.randn(2, 3, 97, 131))
+
+
+@pytest.mark.reference
+def test_a_dropout_applied_in_forward_is_reported_and_without_it_the_count_is_exact():
+    # legacy SENet's forward_head calls F.dropout(p=0.2) before its classifier: no module shows it,
+    # yet in training it keeps a mask (and the classifier a new input)
+    timm = reference("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("legacy_seresnet18").train()
+    _, result = api.memory("timm:legacy_seresnet18", 64, 2)
+    assert not result.complete and result.uncounted == ("SENet.drop_rate (0.2: a dropout in forward(), keeps a mask)",)
+    assert sum(saved_by_part(model, torch.randn(2, 3, 64, 64)).values()) > result.activations_saved_bytes
+    model = timm.create_model("legacy_seresnet18", drop_rate=0.0).train()
+    _, result = api.memory("timm:legacy_seresnet18@drop_rate=0", 64, 2)
+    assert result.complete and ours_by_part(result) == saved_by_part(model, torch.randn(2, 3, 64, 64))
