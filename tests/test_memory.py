@@ -26,7 +26,14 @@ from resnet_inspect.numbers.sizes import parse_bytes
 from conftest import cli_json, cli_run, records_of, reference
 
 AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-HEAD_CHILDREN = ("avgpool", "fc", "global_pool", "head", "norm", "last_linear")  # norm: a pre-activation net's final norm
+HEAD_CHILDREN = (
+    "avgpool",
+    "fc",
+    "global_pool",
+    "head",
+    "norm",
+    "last_linear",
+)  # norm: a pre-activation net's final norm
 BLOCK = re.compile(r"layer\d+\.\d+|stages\.\d+\.blocks\.\d+")  # torchvision's/ours; timm's ResNetV2/our pre-act
 
 
