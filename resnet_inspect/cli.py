@@ -362,6 +362,13 @@ def _given(parameter: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+def _unused(flags: tuple[tuple[str, str], ...], why: str) -> None:
+    """A usage error naming the options (flag, parameter) typed although `why` makes them meaningless."""
+    stray = [flag for flag, parameter in flags if _given(parameter)]
+    if stray:
+        raise click.UsageError(f"{', '.join(stray)} {'applies' if len(stray) == 1 else 'apply'} {why}")
+
+
 def _exclusive(chosen: dict[str, Any]) -> None:
     """A usage error when two views that cannot be combined are asked for together."""
     named = [option for option, value in chosen.items() if value]
@@ -860,10 +867,8 @@ def rf(
     from .output.costs import rf_document
 
     overrides, loading = _split(options)
-    stray = [flag for flag, p in (("--stage", "stage"), ("--samples", "samples"), ("--seed", "seed")) if _given(p)]
-    if stray and not plot:
-        verb = "applies" if len(stray) == 1 else "apply"
-        raise click.UsageError(f"{', '.join(stray)} {verb} only with --plot")
+    if not plot:
+        _unused((("--stage", "stage"), ("--samples", "samples"), ("--seed", "seed")), "only with --plot")
     covered: Any = ()
     if plot:
         from .output.plots import check_output, plot_receptive_field
@@ -1063,29 +1068,17 @@ def memory(
     if not names:
         raise click.UsageError("name at least one model")
     if inference:
-        stray = [flag for flag, p in (("--optimizer", "optimizer"), ("--freeze-at", "freeze_at")) if _given(p)]
-        if stray:
-            verb = "apply" if len(stray) > 1 else "applies"
-            raise click.UsageError(f"{' and '.join(stray)} {verb} to training, not to --inference")
+        _unused((("--optimizer", "optimizer"), ("--freeze-at", "freeze_at")), "to training, not to --inference")
     overrides, loading = _split(options)
     if plot:
         from .output.plots import check_output
 
         check_output(plot)
+    settings = {"optimizer": optimizer, "freeze_at": freeze_at or 0, "inference": inference, "budget": budget}
     results = []
     for name in api.expand(names):
         model, result = api.memory(
-            name,
-            size,
-            batch,
-            dtype,
-            optimizer,
-            freeze_at or 0,
-            inference,
-            budget,
-            device=device or "meta",
-            **loading,
-            **overrides,
+            name, size, batch, dtype, device=device or "meta", **settings, **loading, **overrides
         )
         _report_checkpoint(model)
         results.append(result)
