@@ -767,6 +767,15 @@ def check_library_model(name, h, w, batch, autocast=None):
     assert inferred.params_bytes + inferred.buffers_bytes == weights
 
 
+def user_model(tmp_path, code: str, factory: str) -> tuple[str, nn.Module]:
+    """The name of `factory` in a file holding `code`, and its model built with seed 0, in train mode."""
+    source = tmp_path / "user.py"
+    source.write_text(code)
+    name = f"{source}:{factory}"
+    torch.manual_seed(0)
+    return name, api.load(name, device="cpu", trust_code=True).module.train()
+
+
 FROZEN_TORCHVISION = textwrap.dedent(
     """
     from torchvision.models import resnet18
@@ -783,11 +792,7 @@ def test_torchvisions_frozen_batch_norm(tmp_path):
     # x * scale + shift from buffers: the product keeps the scale (C float32), not its input, and the
     # ReLU after it keeps its output; the detection setting of every norm frozen, trained convs
     reference("torchvision")
-    source = tmp_path / "frozen.py"
-    source.write_text(FROZEN_TORCHVISION)
-    name = f"{source}:frozen"
-    torch.manual_seed(0)
-    model = api.load(name, device="cpu", trust_code=True).module.train()
+    name, model = user_model(tmp_path, FROZEN_TORCHVISION, "frozen")
     for dtype in (None, "bfloat16"):
         measured = saved_by_part(model, torch.randn(2, 3, 97, 131), dtype)
         _, result = api.memory(name, (97, 131), 2, dtype or "float32", trust_code=True)
@@ -837,11 +842,7 @@ def test_same_padded_convs_and_pools_keep_their_padded_copies(tmp_path):
     reference("timm")
     from timm.layers.conv2d_same import Conv2dSame
 
-    source = tmp_path / "same.py"
-    source.write_text(SAME_PADDED_TIMM)
-    name = f"{source}:same_padded"
-    torch.manual_seed(0)
-    model = api.load(name, device="cpu", trust_code=True).module.train()
+    name, model = user_model(tmp_path, SAME_PADDED_TIMM, "same_padded")
     assert sum(isinstance(m, Conv2dSame) for m in model.modules()) > 20
     for h, w, dtype in ((97, 131, None), (64, 64, None), (97, 131, "bfloat16")):
         measured = saved_by_part(model, torch.randn(2, 3, h, w), dtype)
