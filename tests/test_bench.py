@@ -79,6 +79,7 @@ def test_cuda_request_without_cuda():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_cuda_run(dtype):
+    assert not torch.backends.cudnn.benchmark
     result = bench(
         "resnet50",
         "--device",
@@ -98,4 +99,25 @@ def test_cuda_run(dtype):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["device"].startswith("cuda") and data["peak_memory_kind"] == "cuda max allocated"
+    assert not torch.backends.cudnn.benchmark  # the autotuner was on for the timed loop only
     assert data["peak_memory_bytes"] > 25_557_032 * (2 if dtype == "float16" else 4)  # at least the weights
+
+
+def test_the_autotuner_switch_is_given_back():
+    # cudnn.benchmark is process-wide: bench turns it on around its timed loop and restores it,
+    # an exception included
+    from resnet_inspect.measure.bench import _cudnn_autotuned
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with pytest.raises(RuntimeError), _cudnn_autotuned(True):
+            assert torch.backends.cudnn.benchmark
+            raise RuntimeError
+        assert not torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        with _cudnn_autotuned(False):
+            assert torch.backends.cudnn.benchmark  # the caller's own choice stands
+        assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -228,3 +228,35 @@ def test_private_initialisation_is_torchs_own_for_linear_layers():
                 continue
             top = float(tensor.detach().abs().max())
             assert bound / 2 < top <= bound
+
+
+PLOT_IN_A_USERS_PROCESS = """
+import sys
+import matplotlib
+from resnet_inspect import api
+from resnet_inspect.output.plots import plot_costs, plot_memory
+plot_costs([api.inspect("resnet18", input=64).costs], sys.argv[1] + "/costs.png")
+plot_memory([api.memory("resnet18", 64)[1]], sys.argv[1] + "/memory.svg")
+print(dict.__getitem__(matplotlib.rcParams, "backend"), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_drawing_leaves_the_callers_matplotlib_alone(tmp_path):
+    # an application with its own backend (here pdf) keeps it, and gets no pyplot figures of ours
+    pytest.importorskip("matplotlib")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MPLBACKEND": "pdf"}
+    run = subprocess.run(
+        [sys.executable, "-c", PLOT_IN_A_USERS_PROCESS, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["pdf", "False"]
+    assert (tmp_path / "costs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "memory.svg").read_text().lstrip().startswith("<?xml")

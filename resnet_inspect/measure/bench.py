@@ -7,11 +7,12 @@ when the device does not have it.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +54,17 @@ class BenchResult:
     # once, the input included); max allocated on CUDA adds workspaces and allocator rounding to it.
     predicted_bytes: int | None = None
     checkpoint: CheckpointReport | None = None  # the weights loaded, and what was left out
+
+
+@contextlib.contextmanager
+def _cudnn_autotuned(on: bool) -> Iterator[None]:
+    """cuDNN's autotuner (a process-wide switch) on for the timed loop only, then as it was."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def estimate_bytes(model: nn.Module, costs: Costs, dtype: str) -> tuple[int, int]:
@@ -135,10 +147,9 @@ def run(
     x = x.contiguous(memory_format=memory_format)
     cuda = target.type == "cuda"
     if cuda:
-        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(target)
     latencies: list[float] = []
-    with torch.inference_mode():
+    with torch.inference_mode(), _cudnn_autotuned(cuda):
         for step in range(warmup + iters):
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

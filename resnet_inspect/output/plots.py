@@ -31,7 +31,7 @@ MEMORY_FIGURE_INCHES = (10.0, 5.0)  # 1000 x 500 pixels
 def check_output(path: str) -> None:
     """InspectError when matplotlib is missing (naming the extra) or `path` cannot be written,
     before any work is done."""
-    _pyplot()
+    _matplotlib()
     target = Path(path)
     if target.name.lower() in FORMATS:  # "dir/.png": an extension and no name
         raise InspectError(f"needs a file name before the extension, got {path!r}", "plot")
@@ -56,24 +56,26 @@ def _save(fig: Any, path: str) -> None:
         fig.savefig(path, dpi=FIGURE_DPI)
     except OSError as error:
         raise InspectError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        _pyplot().close(fig)
 
 
-def _pyplot() -> Any:
+def _matplotlib() -> Any:
+    """matplotlib, or InspectError naming the extra. Figures are made without pyplot: no backend is
+    chosen for the process and no figure is registered anywhere (the caller's own plots are untouched)."""
     try:
         import matplotlib
+        import matplotlib.figure
     except ImportError:
         raise InspectError("plotting needs matplotlib: pip install 'resnet-inspect[plot]'") from None
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
+    return matplotlib
 
-    return plt
+
+def _figure(inches: tuple[float, float]) -> Any:
+    """A figure of its own, laid out by matplotlib's constrained layout."""
+    return _matplotlib().figure.Figure(figsize=inches, dpi=FIGURE_DPI, layout="constrained")
 
 
 def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None:
     """The input frame, the effective field as a heat map and the theoretical field as a box."""
-    plt = _pyplot()
     from matplotlib.patches import Rectangle
 
     height, width = result.erf.shape
@@ -83,7 +85,8 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
     aspect = (y_span[0] - y_span[1]) / (x_span[1] - x_span[0])
     # square for a square (or tall) picture; shorter for a wide one, rather than a band of white
     inches = (RF_FIGURE_INCHES[0], RF_FIGURE_INCHES[1] * (0.25 + 0.75 * min(1.0, aspect)))
-    fig, ax = plt.subplots(figsize=inches, dpi=FIGURE_DPI, layout="constrained")
+    fig = _figure(inches)
+    ax = fig.subplots()
     image = ax.imshow(result.erf, cmap="magma", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
     ax.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=1.0))
     ax.add_patch(
@@ -117,13 +120,13 @@ def plot_receptive_field(result: UnitField, model_label: str, path: str) -> None
 def plot_costs(all_costs: Sequence[Costs], path: str) -> None:
     """Three panels of grouped bars, one colour per model: MACs, parameters and the feature map's
     H x W (log scale) per stage; the legend under the panels, outside the bars."""
-    plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
     names = list(dict.fromkeys(s.name for c in all_costs for s in c.stages))
-    fig, axes = plt.subplots(1, 3, figsize=COST_FIGURE_INCHES, dpi=FIGURE_DPI, layout="constrained")
+    fig = _figure(COST_FIGURE_INCHES)
+    axes = fig.subplots(1, 3)
     macs_ax, params_ax, size_ax = axes
-    colours = plt.get_cmap("tab10").colors
+    colours = _matplotlib().colormaps["tab10"].colors
     group = 0.8 / len(all_costs)
     spatial = [n for n in names if all(len(s.output) == 3 for c in all_costs for s in c.stages if s.name == n)]
     for i, costs in enumerate(all_costs):
@@ -189,19 +192,16 @@ def plot_memory(results: Sequence[Memory], path: str) -> None:
     """Saved activations (training) or the forward peak (inference) per stage as grouped bars, one
     colour per model, and each model's total as a stacked bar of its parts (with the budget as a line
     when given); as `plot_costs`, the models' legend under the panels, the parts' beside theirs."""
-    plt = _pyplot()
-
     training = results[0].mode == "training"
     names = [s.name for s in results[0].stages]
-    fig, (stage_ax, total_ax) = plt.subplots(
-        1, 2, figsize=MEMORY_FIGURE_INCHES, dpi=FIGURE_DPI, layout="constrained", gridspec_kw={"width_ratios": [3, 2]}
-    )
+    fig = _figure(MEMORY_FIGURE_INCHES)
+    stage_ax, total_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 
     def per_stage(m: Memory) -> dict[str, int]:
         return {s.name: (s.activations_saved_bytes if training else (s.forward_peak_bytes or 0)) for s in m.stages}
 
     unit, scale = _binary_unit(max(max(per_stage(m).values()) for m in results))
-    colours = plt.get_cmap("tab10").colors
+    colours = _matplotlib().colormaps["tab10"].colors
     group = 0.8 / len(results)
     for i, m in enumerate(results):
         values = per_stage(m)
@@ -227,7 +227,7 @@ def plot_memory(results: Sequence[Memory], path: str) -> None:
         if training
         else [("weights", "weights_bytes"), ("forward peak", "forward_peak_bytes")]
     )  # fmt: skip
-    shades = plt.get_cmap("Greys")([0.25 + 0.6 * k / max(1, len(pieces) - 1) for k in range(len(pieces))])
+    shades = _matplotlib().colormaps["Greys"]([0.25 + 0.6 * k / max(1, len(pieces) - 1) for k in range(len(pieces))])
     bottoms = [0.0] * len(results)
     for (label, attribute), shade in zip(pieces, shades):
         heights = [(getattr(m, attribute) or 0) / scale for m in results]
