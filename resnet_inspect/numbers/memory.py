@@ -44,11 +44,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import InspectError
-from ..geometry import same_padding
 from ..records.types import NORM_KINDS, BlockRecord, NetRecord, Op
 from .costs import costs
 from .detection import freeze
-from .rules import Shape, rule
+from .rules import Shape, reflect_padded_elements, rule, same_padded_elements
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int64": 8}
 DTYPES = ("float32", "float16", "bfloat16")
@@ -290,16 +289,14 @@ def _transient(op: Op, x: Shape, out: Shape, itemsize: int, style: Style) -> tup
     int64 indices (torch computes them even under no_grad), the padded copy of a same-padded conv or
     pool or a blur pool, a gate's vectors (ours: the gate; timm's SE: the excitation and the gate), group
     norm's per-group mean and rstd, a frozen batch norm's product x * scale (and its scale and shift)."""
-    padded = 0
-    if op.same or op.kind == "avgpool_same":  # padded at run time: F.pad's copy, even of zero padding
-        sides = (x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1))
-        padded = x[0] * math.prod(sides) * itemsize
+    # padded at run time (a same-padded conv or pool): F.pad's copy, even of zero padding
+    padded = same_padded_elements(op, x, out) * itemsize if op.same else 0
     if op.kind == "maxpool":
         return padded + math.prod(out) * BYTES["int64"], 0
     if op.kind in ("avgpool_same", "conv"):
         return padded, 0
     if op.kind == "blur":
-        return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1]) * itemsize, 0
+        return reflect_padded_elements(op, x, out) * itemsize, 0
     if op.kind in ("se", "eca"):
         vectors = 2 if op.kind == "se" and style == "sequential" else 1
         return vectors * x[0] * itemsize, 0

@@ -330,13 +330,15 @@ def _output_size(op: Op, x: Shape, out: Shape) -> int:
     return math.prod(out)
 
 
-def _padded_input(op: Op, x: Shape, out: Shape) -> int:
+def same_padded_elements(op: Op, x: Shape, out: Shape) -> int:
+    """Elements of one sample of the input padded to TF "same" at run time (F.pad's copy)."""
     return x[0] * math.prod(
         x[1 + a] + same_padding(x[1 + a], op.kernel[a], op.stride[a], op.dilation[a]) for a in (0, 1)
     )
 
 
-def _reflect_padded(op: Op, x: Shape, out: Shape) -> int:
+def reflect_padded_elements(op: Op, x: Shape, out: Shape) -> int:
+    """Elements of one sample of a blur pool's reflection-padded input."""
     return x[0] * (x[1] + 2 * op.padding[0]) * (x[2] + 2 * op.padding[1])
 
 
@@ -382,7 +384,7 @@ def _adaptive_saves(op: Op) -> tuple[Saved, ...]:
 _CONV_WEIGHT = Saved("own", _conv_weight, "autocast", per_sample=False)
 # timm's Conv2dSame / MaxPool2dSame pad at run time, and F.pad returns a new tensor even when the
 # padding is zero (it clones): the op keeps that copy (the conv: its autocast cast), not its input.
-_PADDED_COPY = Saved("own", _padded_input, "compute")
+_PADDED_COPY = Saved("own", same_padded_elements, "compute")
 
 
 def _input_or_padded_copy(plain: tuple[Saved, ...], padded: tuple[Saved, ...]) -> Saves:
@@ -411,7 +413,7 @@ _FROZEN_BN_SAVES = _keeps(Saved("own", _channels_count, "float32", per_sample=Fa
 # cast, under autocast) and its filter (a buffer; autocast's cast of it counts).
 _BLUR_SAVES = _keeps(
     Saved("input", cast="float32"),
-    Saved("own", _reflect_padded, "compute"),
+    Saved("own", reflect_padded_elements, "compute"),
     Saved("own", _blur_filter, "autocast", per_sample=False),
 )
 # squeeze-excitation, x * sigmoid(fc2(relu(fc1(mean(x))))): the mean keeps nothing; fc1 keeps the
@@ -480,7 +482,7 @@ RULES: dict[str, Rule] = {
     "maxpool": replace(_POOL, saved=_MAXPOOL_SAVES),
     "avgpool": replace(_POOL, saved=_keeps(Saved("input"))),
     "avgpool_same": Rule(
-        _window_shape, field=_window_field, accepts=_check_spatial, saved=_keeps(Saved("own", _padded_input))
+        _window_shape, field=_window_field, accepts=_check_spatial, saved=_keeps(Saved("own", same_padded_elements))
     ),
     "adaptive_avgpool": replace(_ADAPTIVE, saved=_adaptive_saves),
     "se": Rule(_unchanged, _se_macs, _gate_elements, _global_field, _check_channels, saved=_SE_SAVES),

@@ -126,7 +126,8 @@ def foreign_leaves(module: nn.Module) -> tuple[str, ...]:
     # F.dropout, unseen by any module walk (legacy SENet's 0.2 before its classifier, by default)
     for name, sub in module.named_modules():
         rate = getattr(sub, "drop_rate", 0.0)
-        dropout_module = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in sub.modules())
-        if isinstance(rate, (int, float)) and rate > 0 and not dropout_module:  # else reported above
+        if not isinstance(rate, (int, float)) or rate <= 0:
+            continue
+        if not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in sub.modules()):  # else reported above
             found.append(f"{name or type(sub).__name__}.drop_rate ({rate}: a dropout in forward(), keeps a mask)")
     return tuple(found)
